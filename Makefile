@@ -1,0 +1,33 @@
+# Each target bootstraps .venv itself on a fresh machine (Python 3.10+ with venv).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= workdirs/demo
+SIM8 := XLA_FLAGS=--xla_force_host_platform_device_count=8
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	# tinysoundfont's wheel declares pyaudio (needs PortAudio headers) only for live playback, which audiojax never uses
+	$(PY) -m pip install --quiet --no-deps 'tinysoundfont>=0.3'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m audiojax data build gm_instruments/demo
+	$(SIM8) $(PY) -m audiojax train --config experiments/ced/demo.py --workdir $(DEMO_DIR)
+	$(PY) -m audiojax data export gm_instruments/demo --split test --index 0 --out $(DEMO_DIR)/heldout_clip.wav
+	$(PY) -m audiojax tag $(DEMO_DIR)/heldout_clip.wav --checkpoint $(DEMO_DIR) --top-k 5
+	@echo "training curve: $(DEMO_DIR)/training_curve.png"
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PY) -m audiojax bench
+
+clean:
+	rm -rf $(VENV) data workdirs

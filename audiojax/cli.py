@@ -1,0 +1,129 @@
+"""Command line: ``python -m audiojax train | eval | tag | data | bench``.
+
+Bad input (files, config keys, checkpoints, meshes) ends with one ``error: ...`` line and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from audiojax.errors import UserError
+
+
+def _train(args: argparse.Namespace, overrides: list[str]) -> None:
+  from audiojax import config as config_lib
+  from audiojax.train import loop
+
+  config = config_lib.override(config_lib.load(args.config), overrides)
+  result = loop.train(config, args.workdir)
+  ev = result["eval"]
+  if ev:
+    print(f"step {result['step']}: held-out mAP {ev['eval/mAP']:.4f} vs label-prior baseline "
+          f"{ev['eval/baseline_mAP']:.4f} on {ev['eval/examples']} clips")
+  print(f"checkpoints in {os.path.join(args.workdir, 'checkpoints')}; metrics in "
+        f"{os.path.join(args.workdir, 'metrics.jsonl')}")
+
+
+def _eval(args: argparse.Namespace, overrides: list[str]) -> None:
+  from audiojax.train import loop
+
+  _no_overrides(overrides)
+  result = loop.evaluate(args.workdir)
+  print(json.dumps(result, indent=2))
+
+
+def _tag(args: argparse.Namespace, overrides: list[str]) -> None:
+  from audiojax.inference import Tagger
+
+  _no_overrides(overrides)
+  if args.top_k < 1:
+    raise UserError(f"--top-k {args.top_k}: give a positive number of labels")
+  tagger = Tagger.from_workdir(args.checkpoint)
+  for path in args.files:
+    audio = tagger.load(path)
+    if audio.resampled:
+      print(f"note: '{path}' is {audio.source_rate} Hz; resampled to {audio.sample_rate} Hz", file=sys.stderr)
+    print(path)
+    for name, prob in tagger.top_k(audio.wave, args.top_k):
+      print(f"  {prob:.3f}  {name}")
+
+
+def _data(args: argparse.Namespace, overrides: list[str]) -> None:
+  from audiojax.data import builders
+
+  _no_overrides(overrides)
+  builder = builders.build(args.name, args.data_dir, manual_dir=args.manual_dir)
+  if args.action == "build":
+    for split, info in builder.info.splits.items():
+      print(f"{args.name} {split}: {info.num_examples} examples")
+    print(f"in {builder.data_dir}")
+    return
+  builders.export_example(builder, args.split, args.index, args.out)
+
+
+def _bench(args: argparse.Namespace, overrides: list[str]) -> None:
+  from audiojax import bench
+
+  _no_overrides(overrides)
+  bench.main(variant=args.variant, quick=args.quick)
+
+
+def _no_overrides(overrides: list[str]) -> None:
+  if overrides:
+    raise UserError(f"unexpected arguments {' '.join(overrides)}; see --help")
+
+
+def parser() -> argparse.ArgumentParser:
+  from audiojax.configs import default_data_dir
+
+  p = argparse.ArgumentParser(prog="python -m audiojax", description=__doc__.splitlines()[0])
+  sub = p.add_subparsers(dest="command", required=True)
+
+  t = sub.add_parser("train", help="train (or resume) an experiment; extra --config.a.b=v arguments override fields")
+  t.add_argument("--config", required=True, help="experiments/<family>/<name>.py[:arg]")
+  t.add_argument("--workdir", required=True, help="checkpoints, metrics and plots go here; re-running resumes")
+  t.set_defaults(fn=_train)
+
+  e = sub.add_parser("eval", help="evaluate the newest checkpoint of a workdir on its eval split")
+  e.add_argument("--workdir", required=True)
+  e.set_defaults(fn=_eval)
+
+  g = sub.add_parser("tag", help="print the top-k labels of audio files")
+  g.add_argument("files", nargs="+", metavar="FILE")
+  g.add_argument("--checkpoint", required=True, help="a training workdir")
+  g.add_argument("--top-k", type=int, default=5)
+  g.set_defaults(fn=_tag)
+
+  d = sub.add_parser("data", help="build a dataset, or export one example as a wav file")
+  d.add_argument("action", choices=("build", "export"))
+  d.add_argument("name", help="e.g. gm_instruments/demo or audioset/balanced")
+  d.add_argument("--data-dir", default=default_data_dir())
+  d.add_argument("--manual-dir", default=None, help="directory of a corpus you downloaded (AudioSet)")
+  d.add_argument("--split", default="test")
+  d.add_argument("--index", type=int, default=0)
+  d.add_argument("--out", default="example.wav")
+  d.set_defaults(fn=_data)
+
+  b = sub.add_parser("bench", help="CED speed: inference clips/s, train steps/s, GFLOP/s vs the matmul peak")
+  b.add_argument("--variant", default="mini")
+  b.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
+  b.set_defaults(fn=_bench)
+  return p
+
+
+def main(argv: list[str] | None = None) -> None:
+  argv = sys.argv[1:] if argv is None else argv
+  logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+  logging.getLogger("audiojax").setLevel(logging.INFO)
+  from absl import flags  # grain worker processes read absl flags; parse them once
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS(sys.argv[:1])
+  args, overrides = parser().parse_known_args(argv)
+  try:
+    args.fn(args, overrides)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)

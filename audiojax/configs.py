@@ -1,0 +1,86 @@
+"""Base configs that experiment files start from; every field listed here can be overridden on the command line."""
+from __future__ import annotations
+
+import os
+
+import ml_collections
+
+from audiojax import parallel
+
+
+def parse_arg(arg: str, **defaults):
+  """``"variant=mini,subset=as2m,local"`` → ConfigDict of ``defaults`` updated from the arg (types from defaults;
+  a bare word sets a bool default to True). Unknown names raise ValueError."""
+  out = ml_collections.ConfigDict(defaults)
+  for item in filter(None, (x.strip() for x in (arg or "").split(","))):
+    key, eq, value = item.partition("=")
+    if key not in out:
+      raise ValueError(f"unknown config argument '{key}'; valid: {', '.join(sorted(defaults))}")
+    current = defaults[key]
+    if not eq:
+      value = True
+    elif isinstance(current, bool):
+      value = value.lower() in ("1", "true", "yes")
+    elif current is not None:
+      value = type(current)(value)
+    out[key] = value
+  return out
+
+
+def default_data_dir() -> str:
+  """Where datasets are built/read: ``$AUDIOJAX_DATA_DIR`` or ``./data/tfds``."""
+  return os.environ.get("AUDIOJAX_DATA_DIR", os.path.join("data", "tfds"))
+
+
+def tagging_base() -> ml_collections.ConfigDict:
+  """Supervised multi-label tagging with a CED encoder."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.task = "tagging"
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "ced"
+  c.model.variant = "tiny"
+  c.model.dtype = "float32"  # compute dtype; "bfloat16" for mixed precision (params stay float32)
+  c.model.attention_impl = "auto"
+  c.model.overrides = ml_collections.ConfigDict()  # any CED field, e.g. depth=2 for smoke tests
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "gm_instruments/demo"
+  c.data.data_dir = default_data_dir()
+  c.data.manual_dir = ""  # for corpora users download (AudioSet): the directory holding CSVs and clips
+  c.data.train_split = "train"
+  c.data.eval_split = "test"
+  c.data.clip_seconds = 10.0
+  c.data.num_threads = 0  # grain read threads (0 = read in the training thread)
+
+  c.train = ml_collections.ConfigDict()
+  c.train.steps = 1000
+  c.train.batch_size = 32
+  c.train.grad_accum_steps = 1
+  c.train.log_every = 50
+  c.train.progress_bar = True
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.lr = 1e-3
+  c.optim.warmup_steps = 100
+  c.optim.end_lr_factor = 0.1
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.eps = 1e-8
+  c.optim.weight_decay = 0.0
+  c.optim.clip_norm = 1.0
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.every_steps = 0  # 0: only at the end
+  c.eval.batch_size = 64
+
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.every_steps = 500
+  c.checkpoint.keep = 3
+  c.checkpoint.async_save = True
+
+  c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
+  c.sharding = ml_collections.ConfigDict()
+  c.sharding.rules = [list(r) for r in parallel.DEFAULT_RULES]
+  return c

@@ -1,0 +1,113 @@
+"""Input pipelines: TFDS ArrayRecord data sources → grain → host-local numpy batches.
+
+Every example of an audiojax dataset has ``audio`` (int16 PCM), ``sample_rate`` and ``labels`` (class indices).
+Training batches are ``{"wave": (B, L) float32, "labels": (B, C) float32 multi-hot}``; evaluation batches add
+``"valid": (B,) bool`` (False on padding rows so every batch has the full size). Each host reads its own
+``1/process_count`` of the data. Random crops are drawn per example from (seed, global example index), so the stream
+is a pure function of the seed and resumes exactly from a checkpointed iterator state.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import grain
+import jax
+import numpy as np
+
+from audiojax.audio.io import from_pcm16
+from audiojax.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class Decode:
+  """Example dict → ``{"wave" (L,), "labels" (C,)}``: int16 → float32, label indices → multi-hot."""
+
+  num_classes: int
+  sample_rate: int
+  dataset: str
+
+  def __call__(self, example: dict) -> dict:
+    rate = int(example["sample_rate"])
+    if rate != self.sample_rate:
+      raise UserError(f"dataset '{self.dataset}' holds {rate} Hz audio but the model expects {self.sample_rate} Hz; "
+                      f"rebuild the dataset at {self.sample_rate} Hz")
+    labels = np.zeros(self.num_classes, np.float32)
+    labels[np.asarray(example["labels"], np.int64)] = 1.0
+    return {"wave": from_pcm16(example["audio"]), "labels": labels}
+
+
+def fit_length(wave: np.ndarray, length: int, start: int = 0) -> np.ndarray:
+  """Crops ``wave (L,)`` to ``length`` samples from ``start``, zero-padding at the end if it is shorter."""
+  out = wave[start:start + length]
+  return np.pad(out, (0, length - out.shape[0])) if out.shape[0] < length else out
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomCrop:
+  """Random ``length``-sample window of each wave (zero-padded when the clip is shorter)."""
+
+  length: int
+
+  def __call__(self, example: dict, rng: np.random.Generator) -> dict:
+    slack = example["wave"].shape[0] - self.length
+    start = int(rng.integers(0, slack + 1)) if slack > 0 else 0
+    return {**example, "wave": fit_length(example["wave"], self.length, start)}
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadCrop:
+  """The first ``length`` samples of each wave (zero-padded), marked valid."""
+
+  length: int
+
+  def __call__(self, example: dict) -> dict:
+    return {**example, "wave": fit_length(example["wave"], self.length), "valid": np.bool_(True)}
+
+
+def host_shard(source, dataset_name: str) -> grain.MapDataset:
+  ds = grain.MapDataset.source(source)
+  if jax.process_count() > 1:
+    ds = ds[jax.process_index()::jax.process_count()]
+  if len(ds) == 0:
+    raise UserError(f"dataset '{dataset_name}' has no examples for host {jax.process_index()}; rebuild it")
+  return ds
+
+
+def train_dataset(source, *, dataset_name: str, num_classes: int, sample_rate: int, clip_samples: int,
+                  global_batch_size: int, seed: int, num_threads: int = 0) -> grain.IterDataset:
+  """Infinite, shuffled (reshuffled every epoch), randomly cropped host-local batches."""
+  local_batch = global_batch_size // jax.process_count()
+  ds = (host_shard(source, dataset_name).seed(seed).shuffle().repeat(None)
+        .map(Decode(num_classes, sample_rate, dataset_name))
+        .random_map(RandomCrop(clip_samples))
+        .batch(local_batch, drop_remainder=True))
+  options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * num_threads) if num_threads else None
+  return ds.to_iter_dataset(options) if options else ds.to_iter_dataset()
+
+
+def eval_batches(source, *, dataset_name: str, num_classes: int, sample_rate: int, clip_samples: int,
+                 global_batch_size: int):
+  """Yields host-local eval batches covering this host's shard once; the last is padded with ``valid=False`` rows.
+
+  Every host yields the same number of batches (collectives need it).
+  """
+  local_batch = global_batch_size // jax.process_count()
+  ds = host_shard(source, dataset_name).map(Decode(num_classes, sample_rate, dataset_name)).map(
+      HeadCrop(clip_samples))
+  num_batches = math.ceil(len(source) / jax.process_count() / local_batch)
+  pad = {"wave": np.zeros(clip_samples, np.float32), "labels": np.zeros(num_classes, np.float32),
+         "valid": np.bool_(False)}
+  for b in range(num_batches):
+    rows = [ds[i] if i < len(ds) else pad for i in range(b * local_batch, (b + 1) * local_batch)]
+    yield {k: np.stack([r[k] for r in rows]) for k in pad}
+
+
+def label_prevalence(source, num_classes: int, max_examples: int = 20000) -> np.ndarray:
+  """Fraction of examples carrying each class ``(C,)``, over every example or an evenly strided
+  ``max_examples`` of them (large corpora)."""
+  indices = np.linspace(0, len(source) - 1, min(len(source), max_examples)).round().astype(int)
+  counts = np.zeros(num_classes, np.float64)
+  for i in np.unique(indices):
+    counts[np.asarray(source[int(i)]["labels"], np.int64)] += 1
+  return counts / len(np.unique(indices))

@@ -1,0 +1,116 @@
+"""Attention: the one dispatch point every audiojax model calls, plus the self-attention layer.
+
+``attention(q, k, v, ...)`` takes ``(batch, length, heads, head_dim)`` tensors and routes to an implementation:
+``"xla"`` (plain jnp, float32 softmax) or ``"auto"`` (the best available for the backend and shapes). Pallas kernels
+(issue: kernels) register here; until then ``auto`` resolves to ``xla`` everywhere.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+IMPLS = ("auto", "xla")
+
+
+def padding_mask(q_lengths: jax.Array | None, kv_lengths: jax.Array | None, q_len: int, kv_len: int) -> jax.Array | None:
+  """Boolean ``(B, 1, Lq, Lk)`` mask (True = attend) from per-example valid lengths ``(B,)``, or None."""
+  if q_lengths is None and kv_lengths is None:
+    return None
+  mask = jnp.ones((1, 1, q_len, kv_len), bool)
+  if q_lengths is not None:
+    mask = mask & (jnp.arange(q_len)[None, None, :, None] < q_lengths[:, None, None, None])
+  if kv_lengths is not None:
+    mask = mask & (jnp.arange(kv_len)[None, None, None, :] < kv_lengths[:, None, None, None])
+  return mask
+
+
+def causal_mask(q_len: int, kv_len: int, prefix_lengths: jax.Array | None = None) -> jax.Array:
+  """``(1 or B, 1, Lq, Lk)`` causal mask aligned to the end of the keys; a prefix of ``prefix_lengths`` keys is
+  visible to every query (prefix-LM)."""
+  q_pos = jnp.arange(q_len)[:, None] + (kv_len - q_len)
+  k_pos = jnp.arange(kv_len)[None, :]
+  mask = (k_pos <= q_pos)[None, None]
+  if prefix_lengths is not None:
+    mask = mask | (k_pos[None, None] < prefix_lengths[:, None, None, None])
+  return mask
+
+
+def xla_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None, softmax_scale: float,
+                  precision: Any = None) -> jax.Array:
+  """Reference attention. ``q (B, Lq, H, D)``, ``k/v (B, Lk, Hkv, D)`` with Hkv dividing H; ``mask`` broadcastable to
+  ``(B, H, Lq, Lk)``. Softmax in float32; query rows with no visible key return 0."""
+  groups = q.shape[2] // k.shape[2]
+  if groups > 1:  # grouped-query attention: each kv head serves `groups` query heads
+    k = jnp.repeat(k, groups, axis=2)
+    v = jnp.repeat(v, groups, axis=2)
+  logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, precision=precision, preferred_element_type=jnp.float32)
+  logits = logits * softmax_scale
+  if mask is not None:
+    logits = jnp.where(mask, logits, -jnp.inf)
+    row_max = jnp.max(logits, axis=-1, keepdims=True)
+    weights = jnp.exp(logits - jnp.where(jnp.isfinite(row_max), row_max, 0.0))
+    denom = jnp.sum(weights, axis=-1, keepdims=True)
+    weights = weights / jnp.where(denom > 0, denom, 1.0)
+  else:
+    weights = jax.nn.softmax(logits, axis=-1)
+  out = jnp.einsum("bhqk,bkhd->bqhd", weights.astype(v.dtype), v, precision=precision,
+                   preferred_element_type=jnp.float32)
+  return out.astype(q.dtype)
+
+
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = False, q_lengths: jax.Array | None = None,
+              kv_lengths: jax.Array | None = None, prefix_lengths: jax.Array | None = None,
+              softmax_scale: float | None = None, impl: str = "auto", precision: Any = None) -> jax.Array:
+  """Multi-head attention ``(B, Lq, H, D) x (B, Lk, Hkv, D) -> (B, Lq, H, D)``.
+
+  Args:
+    causal: query i sees keys up to i (aligned to the end of the keys, so a decode step sees the whole cache).
+    q_lengths / kv_lengths: ``(B,)`` valid lengths; padded keys are ignored and padded query rows return 0.
+    prefix_lengths: ``(B,)`` with ``causal``, keys before this position are visible to every query (prefix-LM).
+    softmax_scale: defaults to ``D ** -0.5``.
+    impl: ``"auto"`` or ``"xla"``.
+  """
+  if impl not in IMPLS:
+    raise ValueError(f"attention impl '{impl}' is unknown; choose one of {IMPLS}")
+  scale = q.shape[-1] ** -0.5 if softmax_scale is None else softmax_scale
+  mask = padding_mask(q_lengths, kv_lengths, q.shape[1], k.shape[1])
+  if causal:
+    cmask = causal_mask(q.shape[1], k.shape[1], prefix_lengths)
+    mask = cmask if mask is None else mask & cmask
+  return xla_attention(q, k, v, mask, scale, precision)
+
+
+class SelfAttention(nn.Module):
+  """Multi-head self-attention with a fused qkv projection (timm/CED layout).
+
+  ``x (B, N, D) -> (B, N, D)``. Parameters: ``qkv_kernel (D, 3, H, Dh)``, ``qkv_bias (3, H, Dh)``,
+  ``proj_kernel (H, Dh, D)``, ``proj_bias (D,)`` with logical axes for sharding heads over ``tensor``.
+  """
+
+  num_heads: int
+  head_dim: int
+  qkv_bias: bool = True
+  impl: str = "auto"
+  dtype: Any = jnp.float32
+  kernel_init: Any = nn.initializers.truncated_normal(0.02)
+
+  def _param(self, name: str, init: Any, shape: tuple[int, ...], axes: tuple[str | None, ...]) -> jax.Array:
+    return self.param(name, nn.with_logical_partitioning(init, axes), shape)
+
+  @nn.compact
+  def __call__(self, x: jax.Array, lengths: jax.Array | None = None) -> jax.Array:
+    d, h, dh = x.shape[-1], self.num_heads, self.head_dim
+    qkv_kernel = self._param("qkv_kernel", self.kernel_init, (d, 3, h, dh), ("embed", None, "heads", "kv"))
+    qkv = jnp.einsum("bnd,dkhe->bnkhe", x.astype(self.dtype), qkv_kernel.astype(self.dtype))
+    if self.qkv_bias:
+      qkv = qkv + self._param("qkv_bias", nn.initializers.zeros, (3, h, dh), (None, "heads", "kv")).astype(self.dtype)
+    qkv = nn.with_logical_constraint(qkv, ("act_batch", "act_length", None, "act_heads", "act_kv"))
+    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    out = attention(q, k, v, q_lengths=lengths, kv_lengths=lengths, impl=self.impl)
+    proj_kernel = self._param("proj_kernel", self.kernel_init, (h, dh, d), ("heads", "kv", "embed"))
+    out = jnp.einsum("bnhe,hed->bnd", out, proj_kernel.astype(self.dtype))
+    out = out + self._param("proj_bias", nn.initializers.zeros, (d,), ("embed",)).astype(self.dtype)
+    return nn.with_logical_constraint(out, ("act_batch", "act_length", "act_embed"))

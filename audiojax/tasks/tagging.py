@@ -1,0 +1,92 @@
+"""Multi-label audio tagging (AudioSet-style) with a CED encoder: BCE training, mAP evaluation."""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import tensorflow_datasets as tfds
+
+from audiojax.data import builders, pipeline
+from audiojax.eval.map import mean_average_precision, prior_baseline_map
+from audiojax.models import ced
+
+
+def model_from_config(model_cfg: Any, num_classes: int) -> ced.CED:
+  overrides = dict(model_cfg.get("overrides", {}) or {})
+  return ced.Model(model_cfg.variant, num_classes=num_classes, dtype=jnp.dtype(model_cfg.dtype),
+                   attention_impl=model_cfg.attention_impl, **overrides)
+
+
+class TaggingTask:
+  """Trains ``config.model`` on ``config.data`` with binary cross-entropy on multi-hot labels."""
+
+  def __init__(self, config: Any, class_names: list[str] | None = None):
+    """``class_names`` given (inference from a trained workdir): the dataset is not opened until it is read."""
+    self.config = config
+    data = config.data
+    if class_names is None:
+      builder = builders.build(data.name, data.data_dir, manual_dir=data.manual_dir or None)
+      class_names = builders.class_names(builder)
+    self.class_names = list(class_names)
+    self.num_classes = len(self.class_names)
+    self.sample_rate = ced.SAMPLE_RATE
+    self.clip_samples = int(round(data.clip_seconds * self.sample_rate))
+    self.model = model_from_config(config.model, self.num_classes)
+
+  # --- model -------------------------------------------------------------------------------------------------------
+  def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
+    return {"wave": np.zeros((batch_size, self.clip_samples), np.float32),
+            "labels": np.zeros((batch_size, self.num_classes), np.float32)}
+
+  def init_variables(self, rng: jax.Array, batch: dict[str, jax.Array]) -> dict[str, Any]:
+    return dict(self.model.init(rng, batch["wave"], train=False))
+
+  def loss(self, params: Any, model_state: Any, batch: dict[str, jax.Array], rng: jax.Array):
+    del rng  # CED trains without dropout
+    out, new_state = self.model.apply({"params": params, **model_state}, batch["wave"], train=True,
+                                      mutable=list(model_state))
+    loss = optax.sigmoid_binary_cross_entropy(out["logits"], batch["labels"]).mean()
+    return loss, ({"loss": loss}, dict(new_state))
+
+  def predict(self, variables: Any, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Per-example eval outputs, with the labels and validity passed through so they are gathered alike."""
+    probs = self.model.apply(variables, batch["wave"], train=False)["probs"]
+    return {"probs": probs, "labels": batch["labels"], "valid": batch["valid"]}
+
+  # --- data --------------------------------------------------------------------------------------------------------
+  def _source(self, split: str):
+    return tfds.data_source(self.config.data.name, split=split, data_dir=self.config.data.data_dir)
+
+  def train_dataset(self, seed: int):
+    data = self.config.data
+    return pipeline.train_dataset(
+        self._source(data.train_split), dataset_name=data.name, num_classes=self.num_classes,
+        sample_rate=self.sample_rate, clip_samples=self.clip_samples, global_batch_size=self.config.train.batch_size,
+        seed=seed, num_threads=data.num_threads)
+
+  def eval_batches(self):
+    data = self.config.data
+    return pipeline.eval_batches(
+        self._source(data.eval_split), dataset_name=data.name, num_classes=self.num_classes,
+        sample_rate=self.sample_rate, clip_samples=self.clip_samples, global_batch_size=self.config.eval.batch_size)
+
+  @functools.cached_property
+  def train_prevalence(self) -> np.ndarray:
+    return pipeline.label_prevalence(self._source(self.config.data.train_split), self.num_classes)
+
+  # --- evaluation --------------------------------------------------------------------------------------------------
+  def evaluate(self, predict_fn: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]) -> dict[str, float]:
+    """mAP on the eval split next to the label-prior baseline (training-set class frequencies as scores)."""
+    probs, labels = [], []
+    for batch in self.eval_batches():
+      out = predict_fn(batch)
+      probs.append(out["probs"][out["valid"]])
+      labels.append(out["labels"][out["valid"]])
+    probs, labels = np.concatenate(probs), np.concatenate(labels)
+    mean_ap, _ = mean_average_precision(probs, labels)
+    return {"eval/mAP": mean_ap, "eval/baseline_mAP": prior_baseline_map(self.train_prevalence, labels),
+            "eval/examples": int(labels.shape[0])}

@@ -1,0 +1,270 @@
+"""The one trainer: config → mesh → sharded state → jit-ed steps → metrics, checkpoints, evaluation, resume.
+
+``train(config, workdir)`` resumes from the newest checkpoint in ``workdir`` (state *and* data iterator), so a run
+that is killed and restarted ends with the same parameters as one that never stopped.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import time
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+from tqdm import tqdm
+
+from audiojax import config as config_lib
+from audiojax import parallel, tasks
+from audiojax.errors import UserError
+from audiojax.train import checkpoint, metrics as metrics_lib
+from audiojax.train.state import TrainState, create, make_optimizer
+
+log = logging.getLogger("audiojax")
+
+
+class TrainingDiverged(UserError):
+  """The loss became NaN/inf; training stopped without checkpointing the bad state."""
+
+
+class Trainer:
+  """Holds the compiled pieces for one config on one mesh (used by train, eval and tag)."""
+
+  def __init__(self, config: Any, devices: list[jax.Device] | None = None, class_names: list[str] | None = None):
+    self.config = config
+    self.task = tasks.get(config, class_names)
+    self.mesh = parallel.make_mesh(config.mesh, devices)
+    self.rules = parallel.rules_from_config(config.sharding.rules)
+    self.batch_sharding = parallel.batch_sharding(self.mesh)
+    self.tx, self.schedule = make_optimizer(config.optim, int(config.train.steps))
+    self.state_shardings, self.abstract_state = self._shardings()
+
+  @contextlib.contextmanager
+  def context(self):
+    """Mesh + logical-axis rules, active while tracing anything that shards."""
+    with jax.set_mesh(self.mesh), nn.logical_axis_rules(self.rules):
+      yield
+
+  def _init_boxed(self, rng: jax.Array) -> TrainState:
+    batch = jax.tree.map(jnp.asarray, self.task.example_batch(parallel.batch_size_per_shard(self.mesh)))
+    variables = self.task.init_variables(rng, batch)
+    params = variables.pop("params")
+    return create(params, variables, self.tx)
+
+  def _shardings(self):
+    with self.context():
+      abstract_boxed = jax.eval_shape(self._init_boxed, jax.random.key(0))
+    shardings = parallel.logical_shardings(abstract_boxed, self.mesh, self.rules)
+    abstract = checkpoint.abstract_with_shardings(nn.meta.unbox(abstract_boxed), shardings)
+    return shardings, abstract
+
+  def init_state(self, seed: int) -> TrainState:
+    init = jax.jit(lambda rng: nn.meta.unbox(self._init_boxed(rng)), out_shardings=self.state_shardings)
+    with self.context():
+      return init(jax.random.key(seed))
+
+  # --- steps -------------------------------------------------------------------------------------------------------
+  def _grads(self, params, model_state, batch, rng):
+    grad_fn = jax.value_and_grad(self.task.loss, has_aux=True)
+    accum = int(self.config.train.grad_accum_steps)
+    if accum == 1:
+      (_, (metrics, model_state)), grads = grad_fn(params, model_state, batch, rng)
+      return grads, metrics, model_state
+
+    def split(x):  # microbatch i = rows i::accum, so each microbatch stays spread over every batch shard
+      return jnp.swapaxes(x.reshape(x.shape[0] // accum, accum, *x.shape[1:]), 0, 1)
+
+    def body(carry, micro):
+      grads_sum, model_state, i = carry
+      (_, (metrics, model_state)), grads = grad_fn(params, model_state, micro, jax.random.fold_in(rng, i))
+      return (jax.tree.map(jnp.add, grads_sum, grads), model_state, i + 1), metrics
+
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    (grads, model_state, _), metrics = jax.lax.scan(body, (zeros, model_state, 0), jax.tree.map(split, batch))
+    return jax.tree.map(lambda g: g / accum, grads), jax.tree.map(jnp.mean, metrics), model_state
+
+  def train_step(self, state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
+    rng = jax.random.fold_in(jax.random.key(int(self.config.seed)), state.step)
+    grads, metrics, model_state = self._grads(state.params, state.model_state, batch, rng)
+    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    params = jax.tree.map(jnp.add, state.params, updates)
+    metrics = {**metrics, "grad_norm": _global_norm(grads), "lr": self.schedule(state.step)}
+    return TrainState(state.step + 1, params, model_state, opt_state), metrics
+
+  def compiled_train_step(self) -> Callable:
+    batch_shardings = jax.tree.map(lambda _: self.batch_sharding, self.task.example_batch(1))
+    return jax.jit(self.train_step, in_shardings=(self.state_shardings, batch_shardings),
+                   out_shardings=(self.state_shardings, parallel.replicated(self.mesh)), donate_argnums=0)
+
+  @functools.cached_property
+  def _jitted_predict(self) -> Callable:
+    return jax.jit(self.task.predict, out_shardings=self.batch_sharding)
+
+  def predict_fn(self, state: TrainState) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """Host batch → task outputs gathered to numpy on every host."""
+    variables = {"params": state.params, **state.model_state}
+
+    def predict(batch):
+      with self.context():
+        out = self._jitted_predict(variables, parallel.host_batch_to_global(batch, self.batch_sharding))
+      if jax.process_count() == 1:
+        return jax.tree.map(np.asarray, out)
+      return jax.tree.map(np.asarray, multihost_utils.process_allgather(out, tiled=True))
+
+    return predict
+
+  def evaluate(self, state: TrainState) -> dict[str, float]:
+    parallel.check_batch_divisible(int(self.config.eval.batch_size), self.mesh, "eval.batch_size")
+    return self.task.evaluate(self.predict_fn(state))
+
+  def restore(self, workdir: str, step: int | None = None, iterator: Any | None = None) -> TrainState:
+    step = checkpoint.require_latest_step(workdir) if step is None else step
+    with checkpoint.manager(workdir, read_only=True) as mngr:
+      return checkpoint.restore(mngr, step, self.abstract_state, iterator)
+
+
+def _global_norm(tree: Any) -> jax.Array:
+  return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(tree)))
+
+
+def _check_config(config: Any, mesh) -> None:
+  parallel.check_batch_divisible(int(config.train.batch_size), mesh)
+  accum = int(config.train.grad_accum_steps)
+  shards = parallel.batch_size_per_shard(mesh)
+  if accum < 1 or int(config.train.batch_size) % (accum * shards):
+    raise UserError(f"config.train.batch_size={config.train.batch_size} must be a multiple of "
+                    f"train.grad_accum_steps ({accum}) × data×fsdp shards ({shards})")
+
+
+class _PendingMetrics:
+  """Step metrics stay on device until a log point, so the host never waits on the step in flight."""
+
+  def __init__(self):
+    self.items: list[tuple[int, dict[str, jax.Array]]] = []
+
+  def add(self, step: int, metrics: dict[str, jax.Array]) -> None:
+    self.items.append((step, metrics))
+
+  def flush(self, last_good: int | None, workdir: str) -> dict[str, float]:
+    """Fetches pending metrics, raises TrainingDiverged at the first non-finite loss, returns their mean."""
+    fetched = jax.device_get(self.items)
+    self.items = []
+    for step, m in fetched:
+      if not np.isfinite(m["loss"]):
+        where = (f"the last good checkpoint is step {last_good} in {checkpoint.checkpoint_dir(workdir)}"
+                 if last_good is not None else "no checkpoint was written")
+        raise TrainingDiverged(f"training diverged: loss is {float(m['loss'])} at step {step} ({where}); "
+                               f"lower optim.lr, raise optim.warmup_steps or set optim.clip_norm")
+    if not fetched:
+      return {}
+    return {k: float(np.mean([m[k] for _, m in fetched])) for k in fetched[-1][1]}
+
+
+def train(config: Any, workdir: str, *, until_step: int | None = None) -> dict[str, Any]:
+  """Trains (or resumes) ``config`` in ``workdir`` up to ``config.train.steps`` (or ``until_step``, then stops with
+  a checkpoint, e.g. for staged runs). Returns the last logged train metrics and the final eval metrics."""
+  os.makedirs(workdir, exist_ok=True)
+  trainer = Trainer(config)
+  _check_config(config, trainer.mesh)
+  total = int(config.train.steps)
+  stop = total if until_step is None else min(int(until_step), total)
+  if jax.process_index() == 0:
+    config_lib.save(config, os.path.join(workdir, "config.json"))
+    with open(os.path.join(workdir, "class_names.txt"), "w") as f:
+      f.write("\n".join(trainer.task.class_names or []) + "\n")
+
+  iterator = iter(trainer.task.train_dataset(int(config.seed)))
+  mngr = checkpoint.manager(workdir, keep=int(config.checkpoint.keep), async_save=bool(config.checkpoint.async_save))
+  start = mngr.latest_step()
+  if start is not None:
+    state = checkpoint.restore(mngr, start, trainer.abstract_state, iterator)
+    log.info("resumed from step %d in %s", start, checkpoint.checkpoint_dir(workdir))
+  else:
+    start = 0
+    state = trainer.init_state(int(config.seed))
+  last_good = start if start else None
+
+  writer = metrics_lib.MetricWriter(workdir)
+  step_fn = trainer.compiled_train_step()
+  pending = _PendingMetrics()
+  log_every, ckpt_every = int(config.train.log_every), int(config.checkpoint.every_steps)
+  eval_every = int(config.eval.every_steps)
+  bar = tqdm(total=stop, initial=start, desc="train", unit="step", dynamic_ncols=True,
+             disable=jax.process_index() != 0 or not config.train.progress_bar)
+  window_start, window_steps = None, 0
+  train_metrics: dict[str, float] = {}
+  eval_metrics: dict[str, float] = {}
+  try:
+    for step in range(start + 1, stop + 1):
+      batch = parallel.host_batch_to_global(next(iterator), trainer.batch_sharding)
+      with trainer.context():
+        state, step_metrics = step_fn(state, batch)
+      pending.add(step, step_metrics)
+      bar.update(1)
+      if window_start is None:  # the first step includes compilation: time from its end
+        jax.block_until_ready(state.step)
+        window_start = time.perf_counter()
+        writer.write(step, {"compile_and_first_step_seconds": bar.format_dict["elapsed"]})
+        pending.flush(last_good, workdir)
+        continue
+      window_steps += 1
+      at_end = step == stop
+      if step % log_every == 0 or at_end or step % ckpt_every == 0:
+        train_metrics = pending.flush(last_good, workdir)
+        elapsed = time.perf_counter() - window_start
+        train_metrics["examples_per_sec"] = window_steps * int(config.train.batch_size) / max(elapsed, 1e-9)
+        writer.write(step, train_metrics)
+        bar.set_postfix(loss=f"{train_metrics['loss']:.4f}", ex_s=f"{train_metrics['examples_per_sec']:.1f}")
+        window_start, window_steps = time.perf_counter(), 0
+      if step % ckpt_every == 0 or at_end:
+        checkpoint.save(mngr, step, state, iterator)
+        last_good = step
+        window_start, window_steps = time.perf_counter(), 0  # throughput excludes checkpointing
+      if (eval_every and step % eval_every == 0) or step == total:
+        eval_metrics = trainer.evaluate(state)
+        writer.write(step, eval_metrics)
+        bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                                 for k, v in eval_metrics.items()))
+        window_start, window_steps = time.perf_counter(), 0
+  finally:
+    bar.close()
+    mngr.wait_until_finished()
+    mngr.close()
+    writer.close()
+    if hasattr(iterator, "close"):
+      iterator.close()
+  if jax.process_index() == 0 and stop == total:
+    metrics_lib.plot_training_curve(workdir)
+  return {"train": train_metrics, "eval": eval_metrics, "step": stop}
+
+
+def read_class_names(workdir: str) -> list[str]:
+  path = os.path.join(workdir, "class_names.txt")
+  if not os.path.isfile(path):
+    raise UserError(f"'{path}' does not exist; point --checkpoint at a workdir written by 'python -m audiojax train'")
+  with open(path) as f:
+    return [line.rstrip("\n") for line in f if line.strip()]
+
+
+def load_for_inference(workdir: str) -> tuple[Trainer, TrainState, int]:
+  """The trained state of ``workdir`` (newest checkpoint) on a data-parallel mesh over the local devices."""
+  config = config_lib.restore(os.path.join(workdir, "config.json"))
+  step = checkpoint.require_latest_step(workdir)
+  with config.unlocked():
+    config.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
+  trainer = Trainer(config, class_names=read_class_names(workdir))
+  return trainer, trainer.restore(workdir, step), step
+
+
+def evaluate(workdir: str) -> dict[str, float]:
+  """Evaluates the newest checkpoint of ``workdir`` with the config it was trained with."""
+  config = config_lib.restore(os.path.join(workdir, "config.json"))
+  trainer = Trainer(config)
+  step = checkpoint.require_latest_step(workdir)
+  state = trainer.restore(workdir, step)
+  return {"step": step, **trainer.evaluate(state)}

@@ -1,0 +1,42 @@
+"""CED-tiny tagging instrument families and drums on the embedded GM corpus — the run `make demo` makes.
+
+Command:  XLA_FLAGS=--xla_force_host_platform_device_count=8 \
+          python -m audiojax train --config experiments/ced/demo.py --workdir workdirs/demo
+          (`:smoke` = 6 steps on the tiny corpus, for tests)
+Hardware: a 2-core CPU with 8 simulated devices, mesh data=4 × fsdp=2 (parameters FSDP-sharded, batch over all 8).
+Runtime:  TBD
+Expected: TBD
+"""
+from audiojax import configs
+
+
+def get_config(arg: str = ""):
+  c = configs.tagging_base()
+  c.data.name = "gm_instruments/demo"
+  c.data.clip_seconds = 2.0
+  c.model.variant = "tiny"
+  c.train.steps = 300
+  c.train.batch_size = 32
+  c.train.log_every = 10
+  c.optim.lr = 1e-3
+  c.optim.warmup_steps = 30
+  c.optim.weight_decay = 0.01
+  c.eval.every_steps = 100
+  c.eval.batch_size = 64
+  c.checkpoint.every_steps = 100
+  c.mesh = {"data": 4, "fsdp": 2, "tensor": 1}
+  if arg == "smoke":
+    c.data.name = "gm_instruments/tiny"
+    c.data.clip_seconds = 1.0
+    c.model.overrides = {"depth": 2}
+    c.train.steps = 6
+    c.train.batch_size = 8
+    c.train.log_every = 2
+    c.optim.warmup_steps = 2
+    c.eval.every_steps = 0
+    c.eval.batch_size = 8
+    c.checkpoint.every_steps = 3
+    c.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
+  elif arg:
+    raise ValueError(f"experiments/ced/demo.py takes '' or 'smoke', not '{arg}'")
+  return c

@@ -1,0 +1,41 @@
+"""Test setup: 8 simulated CPU devices (sharding tests), float32 matmuls at full precision."""
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_default_matmul_precision", "highest")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory):
+  """The embedded corpus's tiny config, built once per test session."""
+  from audiojax.data import builders
+  data_dir = tmp_path_factory.mktemp("tfds")
+  builders.build("gm_instruments/tiny", data_dir)
+  return str(data_dir)
+
+
+def smoke_config(data_dir, **train):
+  """The demo experiment's smoke setting reading the session's tiny corpus."""
+  from audiojax import config as config_lib
+  c = config_lib.load("experiments/ced/demo.py:smoke")
+  c.data.data_dir = data_dir
+  c.train.progress_bar = False
+  for key, value in train.items():
+    section, _, field = key.partition("__")
+    c[section][field] = value
+  return c
+
+
+@pytest.fixture(scope="session")
+def trained_workdir(tiny_data_dir, tmp_path_factory):
+  """A workdir trained by the smoke config (checkpoint, config, class names, metrics)."""
+  from audiojax.train import loop
+  workdir = str(tmp_path_factory.mktemp("trained"))
+  loop.train(smoke_config(tiny_data_dir), workdir)
+  return workdir
