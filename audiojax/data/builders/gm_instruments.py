@@ -156,6 +156,8 @@ class GmInstruments(tfds.core.GeneratorBasedBuilder):
   BUILDER_CONFIGS = [
       GmInstrumentsConfig(name="demo", description="2-s clips; 4,000 train, 800 test.", clip_seconds=2.0,
                           num_train=4000, num_test=800),
+      GmInstrumentsConfig(name="small", description="1-s clips; 1,600 train, 400 test (learning tests).",
+                          clip_seconds=1.0, num_train=1600, num_test=400),
       GmInstrumentsConfig(name="tiny", description="1-s clips; 64 train, 32 test (for tests).", clip_seconds=1.0,
                           num_train=64, num_test=32),
   ]
