@@ -194,7 +194,7 @@ def train(config: Any, workdir: str, *, until_step: int | None = None) -> dict[s
   pending = _PendingMetrics()
   log_every, ckpt_every = int(config.train.log_every), int(config.checkpoint.every_steps)
   eval_every = int(config.eval.every_steps)
-  bar = tqdm(total=stop, initial=start, desc="train", unit="step", dynamic_ncols=True,
+  bar = tqdm(total=stop, initial=start, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0,
              disable=jax.process_index() != 0 or not config.train.progress_bar)
   window_start, window_steps = None, 0
   train_metrics: dict[str, float] = {}

@@ -4,8 +4,13 @@ Command:  XLA_FLAGS=--xla_force_host_platform_device_count=8 \
           python -m audiojax train --config experiments/ced/demo.py --workdir workdirs/demo
           (`:smoke` = 6 steps on the tiny corpus, for tests)
 Hardware: a 2-core CPU with 8 simulated devices, mesh data=4 × fsdp=2 (parameters FSDP-sharded, batch over all 8).
-Runtime:  TBD
-Expected: TBD
+Model:    CED-tiny width (192-dim, 3 heads) at depth 4 — the full 12-layer CED-tiny learns too slowly from scratch
+          for a few CPU minutes (held-out mAP 0.128 after 200 steps, 0.200 for depth 4 after 500). Drop the
+          `model.overrides` (`--config.model.overrides="{}"`) to train the exact CED-tiny.
+Runtime:  `make demo` from a fresh clone: 8.5 min on 2 cores (venv 1.5, corpus 0.3, training 450 steps ≈ 5.5 incl.
+          compilation and three evaluations, tagging 0.2), ≈50 clips/s.
+Expected: held-out mAP 0.189 vs 0.092 for the label-prior baseline (0.144 / 0.164 / 0.189 at steps 150 / 300 / 450).
+          The test split holds out programs, pitches and drum keys, so this is generalisation to unseen instruments.
 """
 from audiojax import configs
 
