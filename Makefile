@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	# tinysoundfont's wheel declares pyaudio (needs PortAudio headers) only for live playback, which audiojax never uses
 	$(PY) -m pip install --quiet --no-deps 'tinysoundfont>=0.3'
+	# PyTorch only serves the tests of reading .pt checkpoints: take a CPU wheel if pip's find-links hold one
+	# (a "+cpu" build is never on PyPI, so this never starts a multi-GB download); otherwise those tests skip
+	$(PY) -m pip install --quiet 'torch==2.13.0+cpu' || echo "no local CPU torch wheel: .pt conversion tests will skip"
 	touch $(STAMP)
 
 demo: $(STAMP)

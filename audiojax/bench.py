@@ -39,12 +39,14 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
   return 2 * n**3 / _best_time(lambda: f(a), repeats) / 1e9
 
 
-def main(variant: str = "mini", quick: bool = False, batch_size: int = 8) -> dict[str, float]:
+def main(variant: str = "mini", quick: bool = False, batch_size: int = 8, clip_seconds: float = 10.0
+         ) -> dict[str, float]:
   repeats = 2 if quick else 5
+  samples = int(clip_seconds * 16000)
   config = configs.tagging_base()
   config.model.variant = variant
   config.train.batch_size = batch_size
-  config.data.clip_seconds = 10.0
+  config.data.clip_seconds = clip_seconds
   trainer = Trainer(config, class_names=[f"class_{i}" for i in range(527)])
   print(f"backend: {jax.default_backend()}, {jax.device_count()} device(s): {jax.devices()[0].device_kind}")
   if jax.default_backend() == "cpu":
@@ -53,7 +55,7 @@ def main(variant: str = "mini", quick: bool = False, batch_size: int = 8) -> dic
   peak = matmul_peak_gflops()
   state = trainer.init_state(0)
   rng = np.random.default_rng(0)
-  batch = {"wave": rng.standard_normal((batch_size, 160000)).astype(np.float32) * 0.1,
+  batch = {"wave": rng.standard_normal((batch_size, samples)).astype(np.float32) * 0.1,
            "labels": (rng.random((batch_size, 527)) < 0.02).astype(np.float32), "valid": np.ones(batch_size, bool)}
   global_batch = jax.device_put(batch, trainer.batch_sharding)
   variables = {"params": state.params, **state.model_state}
@@ -85,7 +87,7 @@ def main(variant: str = "mini", quick: bool = False, batch_size: int = 8) -> dic
       "train_gflops": train_gflops,
       "train_fraction_of_peak": train_gflops / peak,
   }
-  print(f"CED-{variant}, batch {batch_size} × 10 s clips, float32")
+  print(f"CED-{variant}, batch {batch_size} × {clip_seconds:g} s clips, float32")
   print(f"  matmul peak (2048³ f32):  {peak:8.1f} GFLOP/s")
   print(f"  inference:               {results['inference_clips_per_sec']:8.2f} clips/s   "
         f"{infer_gflops:8.1f} GFLOP/s = {results['inference_fraction_of_peak']:.0%} of peak")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m audiojax train | eval | tag | data | bench``.
+"""Command line: ``python -m audiojax train | eval | tag | data | convert | bench``.
 
 Bad input (files, config keys, checkpoints, meshes) ends with one ``error: ...`` line and exit status 2.
 """
@@ -41,7 +41,7 @@ def _tag(args: argparse.Namespace, overrides: list[str]) -> None:
   _no_overrides(overrides)
   if args.top_k < 1:
     raise UserError(f"--top-k {args.top_k}: give a positive number of labels")
-  tagger = Tagger.from_workdir(args.checkpoint)
+  tagger = Tagger.from_checkpoint(args.checkpoint)
   for path in args.files:
     audio = tagger.load(path)
     if audio.resampled:
@@ -62,6 +62,18 @@ def _data(args: argparse.Namespace, overrides: list[str]) -> None:
     print(f"in {builder.data_dir}")
     return
   builders.export_example(builder, args.split, args.index, args.out)
+
+
+def _convert(args: argparse.Namespace, overrides: list[str]) -> None:
+  from audiojax.convert import ced as convert_ced
+
+  _no_overrides(overrides)
+  model, count = convert_ced.convert(args.torch_checkpoint, args.out, args.variant, args.labels)
+  if not args.labels:
+    print("note: no --labels given; classes are named class_0.. (pass AudioSet's class_labels_indices.csv)",
+          file=sys.stderr)
+  print(f"converted CED (width {model.embed_dim}, depth {model.depth}, {count:,} parameters, {model.num_classes} "
+        f"classes) from {args.torch_checkpoint} to {args.out}")
 
 
 def _bench(args: argparse.Namespace, overrides: list[str]) -> None:
@@ -106,6 +118,15 @@ def parser() -> argparse.ArgumentParser:
   d.add_argument("--index", type=int, default=0)
   d.add_argument("--out", default="example.wav")
   d.set_defaults(fn=_data)
+
+  c = sub.add_parser("convert", help="convert a published PyTorch checkpoint into an audiojax model directory")
+  c.add_argument("family", choices=("ced",))
+  c.add_argument("--torch-checkpoint", required=True, help=".pt/.pth/.bin (read with weights_only) or .safetensors")
+  c.add_argument("--variant", choices=("tiny", "mini", "small", "base"), default=None,
+                 help="checked against the checkpoint's width (inferred when omitted)")
+  c.add_argument("--out", required=True, help="model directory to write (use it as --checkpoint of tag)")
+  c.add_argument("--labels", default=None, help="AudioSet's class_labels_indices.csv, or one class name per line")
+  c.set_defaults(fn=_convert)
 
   b = sub.add_parser("bench", help="CED speed: inference clips/s, train steps/s, GFLOP/s vs the matmul peak")
   b.add_argument("--variant", default="mini")

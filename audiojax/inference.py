@@ -6,7 +6,9 @@ import os
 import jax
 import numpy as np
 
+from audiojax import model_dir
 from audiojax.audio.io import Audio, load_audio
+from audiojax.errors import UserError
 from audiojax.models import ced
 
 
@@ -20,12 +22,13 @@ class Tagger:
     self._apply = jax.jit(lambda v, wave: model.apply(v, wave, train=False)["probs"])
 
   @classmethod
-  def from_workdir(cls, workdir: str) -> "Tagger":
-    from audiojax.train import loop  # the trainer knows how to rebuild and restore a workdir's state
-
-    trainer, state, _ = loop.load_for_inference(os.path.abspath(workdir))
-    variables = jax.device_get({"params": state.params, **state.model_state})
-    return cls(trainer.task.model, variables, trainer.task.class_names)
+  def from_checkpoint(cls, path: str) -> "Tagger":
+    """From a training workdir (newest checkpoint) or a converted model directory."""
+    path = os.path.abspath(path)
+    if not os.path.isdir(path):
+      raise UserError(f"checkpoint '{path}' does not exist; give a training workdir or a converted model directory")
+    model, variables = ced.load(path)
+    return cls(model, variables, model_dir.read_class_names(path))
 
   def load(self, path: str) -> Audio:
     return load_audio(path, ced.SAMPLE_RATE, min_seconds=ced.MIN_SECONDS, needed_by="CED")

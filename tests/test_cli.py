@@ -87,7 +87,7 @@ def test_missing_checkpoint_is_a_one_line_error(tmp_path, capsys):
   clip = tmp_path / "clip.wav"
   sf.write(clip, tone(1.0, 16000), 16000)
   code, _, err = run_cli(["tag", str(clip), "--checkpoint", str(tmp_path / "nowhere")], capsys)
-  assert_one_line_error(code, err, "nowhere", "does not exist", "audiojax train")
+  assert_one_line_error(code, err, "nowhere", "does not exist", "training workdir")
   code, _, err = run_cli(["eval", "--workdir", str(tmp_path / "nowhere")], capsys)
   assert_one_line_error(code, err, "nowhere")
 

@@ -11,7 +11,7 @@ from audiojax.train.loop import Trainer
 
 def small_config(mesh):
   c = configs.tagging_base()
-  c.model.overrides = {"depth": 2}
+  c.model.overrides = {"depth": 1}
   c.data.clip_seconds = 0.64
   c.train.batch_size = 8
   c.optim.warmup_steps = 1

@@ -20,7 +20,7 @@ from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from audiojax import config as config_lib
-from audiojax import parallel, tasks
+from audiojax import model_dir, parallel, tasks
 from audiojax.errors import UserError
 from audiojax.train import checkpoint, metrics as metrics_lib
 from audiojax.train.state import TrainState, create, make_optimizer
@@ -175,8 +175,7 @@ def train(config: Any, workdir: str, *, until_step: int | None = None) -> dict[s
   stop = total if until_step is None else min(int(until_step), total)
   if jax.process_index() == 0:
     config_lib.save(config, os.path.join(workdir, "config.json"))
-    with open(os.path.join(workdir, "class_names.txt"), "w") as f:
-      f.write("\n".join(trainer.task.class_names or []) + "\n")
+    model_dir.write_class_names(workdir, trainer.task.class_names or [])
 
   iterator = iter(trainer.task.train_dataset(int(config.seed)))
   mngr = checkpoint.manager(workdir, keep=int(config.checkpoint.keep), async_save=bool(config.checkpoint.async_save))
@@ -243,21 +242,13 @@ def train(config: Any, workdir: str, *, until_step: int | None = None) -> dict[s
   return {"train": train_metrics, "eval": eval_metrics, "step": stop}
 
 
-def read_class_names(workdir: str) -> list[str]:
-  path = os.path.join(workdir, "class_names.txt")
-  if not os.path.isfile(path):
-    raise UserError(f"'{path}' does not exist; point --checkpoint at a workdir written by 'python -m audiojax train'")
-  with open(path) as f:
-    return [line.rstrip("\n") for line in f if line.strip()]
-
-
 def load_for_inference(workdir: str) -> tuple[Trainer, TrainState, int]:
   """The trained state of ``workdir`` (newest checkpoint) on a data-parallel mesh over the local devices."""
   config = config_lib.restore(os.path.join(workdir, "config.json"))
   step = checkpoint.require_latest_step(workdir)
   with config.unlocked():
     config.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
-  trainer = Trainer(config, class_names=read_class_names(workdir))
+  trainer = Trainer(config, class_names=model_dir.read_class_names(workdir))
   return trainer, trainer.restore(workdir, step), step
 
 

@@ -1,0 +1,1 @@
+"""Converters from published PyTorch checkpoints to audiojax model directories."""
