@@ -45,6 +45,10 @@ def tagging_base() -> ml_collections.ConfigDict:
   c.model.attention_impl = "auto"
   c.model.overrides = ml_collections.ConfigDict()  # any CED field, e.g. depth=2 for smoke tests
 
+  c.init = ml_collections.ConfigDict()
+  c.init.checkpoint = ""  # fine-tuning: a converted model directory or a training workdir to start from
+  c.init.reinit = []  # variable paths to re-initialise anyway, e.g. ["params/head/"]
+
   c.data = ml_collections.ConfigDict()
   c.data.name = "gm_instruments/demo"
   c.data.data_dir = default_data_dir()

@@ -128,3 +128,29 @@ class Exploit:
 
   def __reduce__(self):
     return (open, (self.target, "w"))
+
+
+def test_fine_tuning_a_converted_checkpoint_replaces_only_the_head(tiny_data_dir, tmp_path):
+  from conftest import smoke_config
+
+  from audiojax.train import loop
+  two_layers = random_state_dict(torch_state_dict_shapes(192, 2, 527), seed=1)  # a 2-block CED-tiny release
+  model, variables = convert_ced.to_variables(two_layers, "tiny")
+  assert model.depth == 2
+  ced.save(str(tmp_path / "converted"), model, variables, [f"c{i}" for i in range(527)])
+  config = smoke_config(tiny_data_dir, train__steps=2)
+  config.model.overrides = {"depth": 2}  # the checkpoint's architecture
+  config.init.checkpoint = str(tmp_path / "converted")
+  trainer = loop.Trainer(config)
+  state = jax.device_get(trainer.init_state(0))
+  np.testing.assert_array_equal(state.params["blocks_1"]["mlp"]["fc1"]["kernel"],
+                                variables["params"]["blocks_1"]["mlp"]["fc1"]["kernel"])
+  np.testing.assert_array_equal(state.model_state["batch_stats"]["init_bn"]["var"],
+                                variables["batch_stats"]["init_bn"]["var"])
+  assert state.params["head"]["kernel"].shape == (192, 22)  # gm_instruments' 22 classes, freshly initialised
+  result = loop.train(config, str(tmp_path / "workdir"))
+  assert np.isfinite(result["train"]["loss"]) and "eval/mAP" in result["eval"]
+
+  config.model.variant = "mini"
+  with pytest.raises(UserError, match="of shape .* use the same config.model"):
+    loop.Trainer(config).init_state(0)

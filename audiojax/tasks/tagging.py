@@ -57,6 +57,12 @@ class TaggingTask:
     probs = self.model.apply(variables, batch["wave"], train=False)["probs"]
     return {"probs": probs, "labels": batch["labels"], "valid": batch["valid"]}
 
+  head_prefixes = ("params/head/",)  # re-initialised when fine-tuning onto a label set of another size
+
+  def pretrained_variables(self, path: str) -> dict[str, Any]:
+    """Variables of a converted model directory or a training workdir, as host arrays."""
+    return jax.device_get(ced.load(path)[1])
+
   # --- data --------------------------------------------------------------------------------------------------------
   def _source(self, split: str):
     return tfds.data_source(self.config.data.name, split=split, data_dir=self.config.data.data_dir)

@@ -64,9 +64,23 @@ class Trainer:
     return shardings, abstract
 
   def init_state(self, seed: int) -> TrainState:
+    """Fresh state, or (``config.init.checkpoint``) one starting from pretrained weights for fine-tuning."""
     init = jax.jit(lambda rng: nn.meta.unbox(self._init_boxed(rng)), out_shardings=self.state_shardings)
     with self.context():
-      return init(jax.random.key(seed))
+      state = init(jax.random.key(seed))
+    path = self.config.init.checkpoint
+    return self._from_pretrained(state, path) if path else state
+
+  def _from_pretrained(self, state: TrainState, path: str) -> TrainState:
+    fresh = jax.device_get({"params": state.params, **state.model_state})
+    variables, reinitialised = merge_pretrained(fresh, self.task.pretrained_variables(path), path,
+                                                reinit=tuple(self.config.init.reinit),
+                                                head=tuple(self.task.head_prefixes))
+    log.info("initialised from %s%s", path, f"; new {', '.join(reinitialised)}" if reinitialised else "")
+    params = variables.pop("params")
+    build = jax.jit(lambda p, ms: create(p, ms, self.tx), out_shardings=self.state_shardings)
+    with self.context():
+      return build(params, variables)
 
   # --- steps -------------------------------------------------------------------------------------------------------
   def _grads(self, params, model_state, batch, rng):
@@ -126,6 +140,35 @@ class Trainer:
     step = checkpoint.require_latest_step(workdir) if step is None else step
     with checkpoint.manager(workdir, read_only=True) as mngr:
       return checkpoint.restore(mngr, step, self.abstract_state, iterator)
+
+
+def merge_pretrained(fresh: dict, pretrained: dict, source: str, reinit: tuple[str, ...] = (),
+                     head: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
+  """Pretrained values for every variable of ``fresh`` (same structure), except paths under ``reinit`` and head
+  paths whose shape changed (a new label set): those keep their fresh initialisation. Returns (variables, kept
+  fresh paths). Any other missing or mismatched variable is a UserError: the checkpoint is another model."""
+  flat_pre = {jax.tree_util.keystr(k, simple=True, separator="/"): v
+              for k, v in jax.tree_util.tree_flatten_with_path(pretrained)[0]}
+  kept: list[str] = []
+
+  def pick(path, value):
+    name = jax.tree_util.keystr(path, simple=True, separator="/")
+    if name.startswith(reinit) if reinit else False:
+      kept.append(name)
+      return value
+    if name not in flat_pre:
+      raise UserError(f"checkpoint '{source}' has no '{name}'; it is not the model config.model describes")
+    old = np.asarray(flat_pre[name])
+    if old.shape != value.shape:
+      if head and name.startswith(head):
+        kept.append(name)
+        return value
+      raise UserError(f"checkpoint '{source}' has '{name}' of shape {old.shape} but the model needs {value.shape}; "
+                      f"use the same config.model (variant, overrides) as the checkpoint")
+    return old.astype(value.dtype)
+
+  merged = jax.tree_util.tree_map_with_path(pick, fresh)
+  return merged, kept
 
 
 def _global_norm(tree: Any) -> jax.Array:
