@@ -41,14 +41,29 @@ def _tag(args: argparse.Namespace, overrides: list[str]) -> None:
   _no_overrides(overrides)
   if args.top_k < 1:
     raise UserError(f"--top-k {args.top_k}: give a positive number of labels")
+  if not 0.0 < args.threshold < 1.0:
+    raise UserError(f"--threshold {args.threshold}: give a probability between 0 and 1")
   tagger = Tagger.from_checkpoint(args.checkpoint)
   for path in args.files:
-    audio = tagger.load(path)
-    if audio.resampled:
-      print(f"note: '{path}' is {audio.source_rate} Hz; resampled to {audio.sample_rate} Hz", file=sys.stderr)
+    result = tagger.tag_file(path, threshold=args.threshold if args.timestamps else None)
+    if result.source_rate != 16000:
+      print(f"note: '{path}' is {result.source_rate} Hz; resampled to 16000 Hz", file=sys.stderr)
+    top = tagger.top_k(result.probs, args.top_k)
+    if args.format == "json":
+      record = {"file": path, "duration": round(result.duration, 3),
+                "top": [{"label": name, "probability": round(p, 4)} for name, p in top]}
+      if args.timestamps:
+        record["events"] = [{"start": round(e.start, 2), "end": round(e.end, 2), "label": e.label,
+                             "probability": round(e.probability, 4)} for e in result.events]
+      print(json.dumps(record))
+      continue
     print(path)
-    for name, prob in tagger.top_k(audio.wave, args.top_k):
+    for name, prob in top:
       print(f"  {prob:.3f}  {name}")
+    if args.timestamps:
+      print(f"  events (probability ≥ {args.threshold:g}, 160 ms resolution):")
+      for e in result.events:
+        print(f"  {e.start:8.2f}–{e.end:<8.2f} {e.label}  {e.probability:.3f}")
 
 
 def _data(args: argparse.Namespace, overrides: list[str]) -> None:
@@ -105,8 +120,11 @@ def parser() -> argparse.ArgumentParser:
 
   g = sub.add_parser("tag", help="print the top-k labels of audio files")
   g.add_argument("files", nargs="+", metavar="FILE")
-  g.add_argument("--checkpoint", required=True, help="a training workdir")
+  g.add_argument("--checkpoint", required=True, help="a training workdir or a converted model directory")
   g.add_argument("--top-k", type=int, default=5)
+  g.add_argument("--timestamps", action="store_true", help="also print events as start–end label probability")
+  g.add_argument("--threshold", type=float, default=0.5, help="event threshold on the 160 ms patch probability")
+  g.add_argument("--format", choices=("text", "json"), default="text", help="json: one JSON object per file")
   g.set_defaults(fn=_tag)
 
   d = sub.add_parser("data", help="build a dataset, or export one example as a wav file")

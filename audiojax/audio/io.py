@@ -5,7 +5,7 @@ Every failure is a :class:`audiojax.errors.UserError` naming the file and the fi
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -38,6 +38,31 @@ def to_mono(wave: np.ndarray) -> np.ndarray:
   return wave if wave.ndim == 1 else wave.mean(axis=1)
 
 
+def _open(path: str) -> sf.SoundFile:
+  if not os.path.exists(path):
+    raise UserError(f"audio file '{path}' does not exist; check the path")
+  if os.path.isdir(path):
+    raise UserError(f"'{path}' is a directory, not an audio file; pass the audio files inside it")
+  try:
+    return sf.SoundFile(path)
+  except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+    reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+    raise UserError(f"cannot read audio file '{path}' ({reason}); give a WAV, FLAC or OGG recording") from None
+
+
+def _check(path: str, wave: np.ndarray, num_samples: int, source_rate: int, min_seconds: float,
+           needed_by: str) -> None:
+  """Validates a decoded block; ``num_samples`` is the file's length (for the empty / too-short checks)."""
+  if num_samples == 0:
+    raise UserError(f"audio file '{path}' is empty (0 samples); give a recording that contains sound")
+  if not np.all(np.isfinite(wave)):
+    raise UserError(f"audio file '{path}' contains NaN or infinite samples; re-export it as 16-bit PCM")
+  duration = num_samples / source_rate
+  if duration < min_seconds:
+    raise UserError(f"audio file '{path}' is {duration * 1000:.0f} ms long but {needed_by} needs at least "
+                    f"{min_seconds * 1000:.0f} ms; pad the recording or drop it")
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int, *, min_seconds: float = 0.0,
                needed_by: str = "the model") -> Audio:
   """Reads ``path``, mixes to mono and resamples to ``sample_rate``.
@@ -45,25 +70,46 @@ def load_audio(path: str | os.PathLike, sample_rate: int, *, min_seconds: float 
   Raises UserError for a missing, unreadable, empty, non-finite or too-short (< ``min_seconds``) file.
   """
   path = os.fspath(path)
-  if not os.path.exists(path):
-    raise UserError(f"audio file '{path}' does not exist; check the path")
-  if os.path.isdir(path):
-    raise UserError(f"'{path}' is a directory, not an audio file; pass the audio files inside it")
-  try:
-    wave, source_rate = sf.read(path, dtype="float32", always_2d=False)
-  except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
-    reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-    raise UserError(f"cannot read audio file '{path}' ({reason}); give a WAV, FLAC or OGG recording") from None
-  wave = to_mono(np.asarray(wave, np.float32))
-  if wave.size == 0:
-    raise UserError(f"audio file '{path}' is empty (0 samples); give a recording that contains sound")
-  if not np.all(np.isfinite(wave)):
-    raise UserError(f"audio file '{path}' contains NaN or infinite samples; re-export it as 16-bit PCM")
-  duration = wave.size / source_rate
-  if duration < min_seconds:
-    raise UserError(f"audio file '{path}' is {duration * 1000:.0f} ms long but {needed_by} needs at least "
-                    f"{min_seconds * 1000:.0f} ms; pad the recording or drop it")
+  with _open(path) as f:
+    source_rate = f.samplerate
+    wave = to_mono(f.read(dtype="float32", always_2d=True))
+  _check(path, wave, wave.shape[0], source_rate, min_seconds, needed_by)
   return Audio(resample(wave, source_rate, sample_rate), sample_rate, int(source_rate))
+
+
+def stream_audio(path: str | os.PathLike, sample_rate: int, block_samples: int, *, min_seconds: float = 0.0,
+                 needed_by: str = "the model") -> tuple[int, Iterator[np.ndarray]]:
+  """Reads ``path`` incrementally (memory bounded by the block size, whatever the file's length): returns the file's
+  sample rate and an iterator over mono float32 blocks at ``sample_rate`` of exactly ``block_samples`` samples, the
+  last one shorter. Resampling is continuous across blocks (soxr stream). Same errors as :func:`load_audio`."""
+  path = os.fspath(path)
+  f = _open(path)
+  source_rate = f.samplerate
+  _check(path, np.zeros(0, np.float32), f.frames, source_rate, min_seconds, needed_by)
+
+  def blocks() -> Iterator[np.ndarray]:
+    stream = soxr.ResampleStream(source_rate, sample_rate, 1, dtype="float32", quality="HQ") \
+        if source_rate != sample_rate else None
+    pending = np.zeros(0, np.float32)
+    read_size = max(1, int(block_samples * source_rate / sample_rate))
+    with f:
+      while True:
+        raw = f.read(read_size, dtype="float32", always_2d=True)
+        last = raw.shape[0] < read_size
+        mono = to_mono(raw)
+        _check(path, mono, f.frames, source_rate, 0.0, needed_by)
+        if stream is not None:
+          mono = stream.resample_chunk(mono, last=last)
+        pending = np.concatenate([pending, mono])
+        while pending.shape[0] >= block_samples:
+          yield pending[:block_samples]
+          pending = pending[block_samples:]
+        if last:
+          break
+    if pending.shape[0]:
+      yield pending
+
+  return int(source_rate), blocks()
 
 
 def pcm16(wave: np.ndarray) -> np.ndarray:
