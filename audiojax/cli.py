@@ -1,4 +1,4 @@
-"""Command line: ``python -m audiojax train | eval | tag | data | convert | bench``.
+"""Command line: ``python -m audiojax train | eval | tag | data | convert | probe | bench``.
 
 Bad input (files, config keys, checkpoints, meshes) ends with one ``error: ...`` line and exit status 2.
 """
@@ -91,6 +91,16 @@ def _convert(args: argparse.Namespace, overrides: list[str]) -> None:
         f"classes) from {args.torch_checkpoint} to {args.out}")
 
 
+def _probe(args: argparse.Namespace, overrides: list[str]) -> None:
+  from audiojax import probe
+
+  _no_overrides(overrides)
+  r = probe.run(args.checkpoint, args.task, args.data_dir, args.dataset)
+  print(f"{args.task}: test {r['metric']} {r['test']:.4f} (baseline {r['baseline']:.4f}); linear probe on "
+        f"{r['embedding_size']}-d scene embeddings, {r['train']} train / {r['test_examples']} test clips, "
+        f"L2 {r['weight_decay']:g}")
+
+
 def _bench(args: argparse.Namespace, overrides: list[str]) -> None:
   from audiojax import bench
 
@@ -145,6 +155,13 @@ def parser() -> argparse.ArgumentParser:
   c.add_argument("--out", required=True, help="model directory to write (use it as --checkpoint of tag)")
   c.add_argument("--labels", default=None, help="AudioSet's class_labels_indices.csv, or one class name per line")
   c.set_defaults(fn=_convert)
+
+  pr = sub.add_parser("probe", help="HEAR-style linear probe on frozen CED embeddings")
+  pr.add_argument("--checkpoint", required=True, help="a training workdir or a converted model directory")
+  pr.add_argument("--task", required=True, help="gm_family, gm_pitch or debsfx")
+  pr.add_argument("--dataset", default=None, help="override the task's dataset, e.g. gm_instruments/small")
+  pr.add_argument("--data-dir", default=default_data_dir())
+  pr.set_defaults(fn=_probe)
 
   b = sub.add_parser("bench", help="CED speed: inference clips/s, train steps/s, GFLOP/s vs the matmul peak")
   b.add_argument("--variant", default="mini")

@@ -49,7 +49,8 @@ class CED(nn.Module):
     ``probs (B, C)``: sigmoid probabilities (mean over chunks);
     ``frame_logits (B, t, C)``: per-time-patch (160 ms) logits, frequency-averaged tokens through the head;
     ``tokens (B, n·4·t, D)``: final-norm token embeddings, frequency-major within each chunk;
-    ``embedding (B, D)``: mean token embedding (mean over chunks).
+    ``embedding (B, D)``: mean token embedding (mean over chunks) — the HEAR scene embedding;
+    ``frame_embeddings (B, t, D)``: frequency-averaged tokens per 160 ms time patch (see :func:`patch_centers_ms`).
   """
 
   embed_dim: int
@@ -126,7 +127,9 @@ class CED(nn.Module):
     tokens = self.encode(chunks)  # (B·n, 4, t, D)
     t, d = tokens.shape[2], tokens.shape[3]
     chunk_logits = self.classify(tokens.mean(axis=(1, 2))).reshape(batch, n_chunks, -1)
-    frame_logits = self.classify(tokens.mean(axis=1)).reshape(batch, n_chunks * t, -1)
+    frame_tokens = tokens.mean(axis=1)  # (B·n, t, D)
+    frame_logits = self.classify(frame_tokens).reshape(batch, n_chunks * t, -1)
+    frame_embeddings = frame_tokens.reshape(batch, n_chunks * t, d)
     embedding = tokens.mean(axis=(1, 2)).reshape(batch, n_chunks, d).mean(axis=1)
     if n_chunks == 1:
       logits = chunk_logits[:, 0]
@@ -135,8 +138,10 @@ class CED(nn.Module):
       probs = jax.nn.sigmoid(chunk_logits).mean(axis=1)
       clipped = jnp.clip(probs, 1e-7, 1 - 1e-7)
       logits = jnp.log(clipped) - jnp.log1p(-clipped)
-      frame_logits = frame_logits[:, valid_patch_indices(frames, self.chunk_frames, t)]
+      valid = valid_patch_indices(frames, self.chunk_frames, t)
+      frame_logits, frame_embeddings = frame_logits[:, valid], frame_embeddings[:, valid]
     return dict(logits=logits, probs=probs, frame_logits=frame_logits,
+                frame_embeddings=frame_embeddings.astype(jnp.float32),
                 tokens=tokens.reshape(batch, n_chunks * FREQ_PATCHES * t, d).astype(jnp.float32),
                 embedding=embedding.astype(jnp.float32))
 
@@ -146,6 +151,19 @@ def valid_patch_indices(frames: int, chunk_frames: int, patches_per_chunk: int) 
   idx = np.arange(math.ceil(frames / chunk_frames) * patches_per_chunk)
   start = (idx // patches_per_chunk) * chunk_frames + (idx % patches_per_chunk) * PATCH
   return idx[start + PATCH <= frames]
+
+
+def patch_centers_ms(num_samples: int, chunk_frames: int = CHUNK_FRAMES) -> np.ndarray:
+  """Centre times (ms) of the time patches behind ``frame_logits`` / ``frame_embeddings`` for a wave of
+  ``num_samples`` samples: patch j of chunk c covers frames ``c·1012 + 16j … +15`` (10 ms each)."""
+  frames = num_frames(num_samples)
+  if frames <= chunk_frames:
+    starts = np.arange((frames - PATCH) // PATCH + 1) * PATCH
+  else:
+    per_chunk = (chunk_frames - PATCH) // PATCH + 1
+    idx = valid_patch_indices(frames, chunk_frames, per_chunk)
+    starts = (idx // per_chunk) * chunk_frames + (idx % per_chunk) * PATCH
+  return (starts + PATCH / 2) * 1000.0 * MEL.hop_length / SAMPLE_RATE
 
 
 def Model(variant: str = "tiny", num_classes: int = 527, **overrides: Any) -> CED:  # noqa: N802 (factory)
