@@ -1,4 +1,4 @@
-"""Command line: ``python -m audiojax train | eval | tag | data | convert | probe | bench``.
+"""Command line: ``python -m audiojax train | eval | tag | data | convert | probe | teacher | bench``.
 
 Bad input (files, config keys, checkpoints, meshes) ends with one ``error: ...`` line and exit status 2.
 """
@@ -101,6 +101,18 @@ def _probe(args: argparse.Namespace, overrides: list[str]) -> None:
         f"L2 {r['weight_decay']:g}")
 
 
+def _teacher(args: argparse.Namespace, overrides: list[str]) -> None:
+  from audiojax.tasks import distill
+
+  _no_overrides(overrides)
+  meta = distill.teacher_pass(args.teachers, args.dataset, args.data_dir, args.out, split=args.split,
+                              epochs=args.epochs, top_k=args.top_k, clip_seconds=args.clip_seconds,
+                              batch_size=args.batch_size, seed=args.seed)
+  per_chunk = 4 * meta.top_k + 4
+  print(f"teacher store {args.out}: {meta.epochs} epochs × {meta.num_examples} chunks × top-{meta.top_k} "
+        f"({per_chunk} bytes per chunk per epoch) from {len(meta.teachers)} teacher(s)")
+
+
 def _bench(args: argparse.Namespace, overrides: list[str]) -> None:
   from audiojax import bench
 
@@ -162,6 +174,19 @@ def parser() -> argparse.ArgumentParser:
   pr.add_argument("--dataset", default=None, help="override the task's dataset, e.g. gm_instruments/small")
   pr.add_argument("--data-dir", default=default_data_dir())
   pr.set_defaults(fn=_probe)
+
+  te = sub.add_parser("teacher", help="consistent-distillation teacher pass: ensemble top-k into a logit store")
+  te.add_argument("--teachers", nargs="+", required=True, help="training workdirs or converted model directories")
+  te.add_argument("--dataset", required=True, help="e.g. gm_instruments/demo or audioset/balanced")
+  te.add_argument("--out", required=True, help="logit store directory (config.distill.store of the student)")
+  te.add_argument("--split", default="train")
+  te.add_argument("--epochs", type=int, default=4, help="augmented passes (the paper: 40)")
+  te.add_argument("--top-k", type=int, default=20)
+  te.add_argument("--clip-seconds", type=float, default=10.0, help="chunk length (the student's data.clip_seconds)")
+  te.add_argument("--batch-size", type=int, default=32)
+  te.add_argument("--seed", type=int, default=0)
+  te.add_argument("--data-dir", default=default_data_dir())
+  te.set_defaults(fn=_teacher)
 
   b = sub.add_parser("bench", help="CED speed: inference clips/s, train steps/s, GFLOP/s vs the matmul peak")
   b.add_argument("--variant", default="mini")

@@ -83,6 +83,7 @@ def tagging_base() -> ml_collections.ConfigDict:
   c.checkpoint.every_steps = 500
   c.checkpoint.keep = 3
   c.checkpoint.async_save = True
+  c.checkpoint.average_best = 0  # >0: at the end, average the N best evaluated checkpoints (keep them: keep ≥ evals)
 
   c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
   c.sharding = ml_collections.ConfigDict()

@@ -87,14 +87,17 @@ class CED(nn.Module):
                                                                   ("embed", "classes")),
                          bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("classes",)))
 
-  def normalized_mel(self, wave: jax.Array, train: bool) -> jax.Array:
-    """``wave (B, L)`` → BatchNorm-ed dB mel ``(B, T, 64)`` (time-major), float32."""
-    if wave.ndim != 2:
-      raise ValueError(f"CED expects a waveform batch (B, L); got shape {wave.shape}")
-    if wave.shape[1] < MIN_SAMPLES:
-      raise ValueError(f"CED needs at least {MIN_SAMPLES} samples ({MIN_SECONDS * 1000:.0f} ms at 16 kHz); "
-                       f"got {wave.shape[1]}")
-    mel = features.log_mel(wave.astype(jnp.float32), MEL)  # (B, 64, T)
+  def normalized_mel(self, wave: jax.Array | None, train: bool, mel: jax.Array | None = None) -> jax.Array:
+    """``wave (B, L)`` (or an already computed dB ``mel (B, 64, T)``) → BatchNorm-ed mel ``(B, T, 64)``."""
+    if mel is None:
+      if wave.ndim != 2:
+        raise ValueError(f"CED expects a waveform batch (B, L); got shape {wave.shape}")
+      if wave.shape[1] < MIN_SAMPLES:
+        raise ValueError(f"CED needs at least {MIN_SAMPLES} samples ({MIN_SECONDS * 1000:.0f} ms at 16 kHz); "
+                         f"got {wave.shape[1]}")
+      mel = features.log_mel(wave.astype(jnp.float32), MEL)  # (B, 64, T)
+    elif mel.shape[-1] < PATCH:
+      raise ValueError(f"CED needs at least {PATCH} mel frames; got {mel.shape[-1]}")
     return self.init_bn(jnp.swapaxes(mel, 1, 2), use_running_average=not train)
 
   def encode(self, mel: jax.Array) -> jax.Array:
@@ -115,8 +118,10 @@ class CED(nn.Module):
     """``(..., D)`` → logits ``(..., C)`` in float32."""
     return self.head(self.head_norm(pooled.astype(jnp.float32)))
 
-  def __call__(self, wave: jax.Array, *, train: bool = False) -> dict[str, jax.Array]:
-    mel = self.normalized_mel(wave, train)
+  def __call__(self, wave: jax.Array | None = None, *, mel: jax.Array | None = None,
+               train: bool = False) -> dict[str, jax.Array]:
+    """``wave (B, L)``, or ``mel (B, 64, T)``: a dB mel from :data:`MEL` (e.g. augmented) instead of the wave."""
+    mel = self.normalized_mel(wave, train, mel)
     batch, frames = mel.shape[:2]
     if frames <= self.chunk_frames:
       chunks, n_chunks = mel, 1

@@ -24,4 +24,7 @@ def get(config: Any, class_names: list[str] | None = None):
   if name == "tagging":
     from audiojax.tasks.tagging import TaggingTask
     return TaggingTask(config, class_names)
-  raise UserError(f"unknown config.task '{name}'; available: tagging")
+  if name == "distill":
+    from audiojax.tasks.distill import DistillTask
+    return DistillTask(config, class_names)
+  raise UserError(f"unknown config.task '{name}'; available: tagging, distill")

@@ -57,11 +57,16 @@ class TaggingTask:
     probs = self.model.apply(variables, batch["wave"], train=False)["probs"]
     return {"probs": probs, "labels": batch["labels"], "valid": batch["valid"]}
 
+  primary_metric = "eval/mAP"  # what checkpoint averaging ranks by
   head_prefixes = ("params/head/",)  # re-initialised when fine-tuning onto a label set of another size
 
   def pretrained_variables(self, path: str) -> dict[str, Any]:
     """Variables of a converted model directory or a training workdir, as host arrays."""
     return jax.device_get(ced.load(path)[1])
+
+  def export(self, path: str, variables: dict[str, Any]) -> None:
+    """Writes ``variables`` as a model directory (what ``tag``, ``probe`` and fine-tuning read)."""
+    ced.save(path, self.model, variables, self.class_names)
 
   # --- data --------------------------------------------------------------------------------------------------------
   def _source(self, split: str):

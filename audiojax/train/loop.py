@@ -280,9 +280,36 @@ def train(config: Any, workdir: str, *, until_step: int | None = None) -> dict[s
     writer.close()
     if hasattr(iterator, "close"):
       iterator.close()
+  if stop == total and int(config.checkpoint.average_best) > 0:
+    averaged = average_best_checkpoints(trainer, workdir, int(config.checkpoint.average_best))
+    metrics_lib.MetricWriter(workdir).write(total, averaged)
+    eval_metrics = {**eval_metrics, **averaged}
   if jax.process_index() == 0 and stop == total:
     metrics_lib.plot_training_curve(workdir)
   return {"train": train_metrics, "eval": eval_metrics, "step": stop}
+
+
+def average_best_checkpoints(trainer: Trainer, workdir: str, n: int) -> dict[str, Any]:
+  """Averages the parameters (and model state) of the ``n`` kept checkpoints with the best eval metric, evaluates
+  the average and exports it as the model directory ``WORKDIR/averaged``."""
+  key = trainer.task.primary_metric
+  with checkpoint.manager(workdir, read_only=True) as mngr:
+    kept = set(mngr.all_steps())
+  scored = {r["step"]: r[key] for r in metrics_lib.read(workdir) if key in r and r["step"] in kept}
+  if not scored:
+    raise UserError(f"checkpoint.average_best={n} but no kept checkpoint was evaluated; make checkpoint.every_steps "
+                    f"a multiple of eval.every_steps and checkpoint.keep large enough")
+  best = sorted(scored, key=scored.get, reverse=True)[:n]
+  states = [trainer.restore(workdir, step) for step in best]
+  mean = lambda *xs: sum(xs) / len(xs)
+  averaged = states[0].replace(params=jax.tree.map(mean, *[s.params for s in states]),
+                               model_state=jax.tree.map(mean, *[s.model_state for s in states]))
+  result = {f"{key.replace('eval/', 'eval/averaged_')}": trainer.evaluate(averaged)[key],
+            "averaged_steps": sorted(best)}
+  if jax.process_index() == 0:
+    trainer.task.export(os.path.join(workdir, "averaged"),
+                        jax.device_get({"params": averaged.params, **averaged.model_state}))
+  return result
 
 
 def load_for_inference(workdir: str) -> tuple[Trainer, TrainState, int]:

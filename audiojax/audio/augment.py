@@ -1,0 +1,68 @@
+"""Seeded, replayable augmentations in JAX (jit-able, on device): the same int32 seed gives the same view.
+
+CED's consistent distillation stores, for every chunk and teacher epoch, the seed of the augmented view the teacher
+saw; the student re-creates that exact view from the seed. The augmentations follow the original
+(RicherMans/CED ``logitconfig``): a circular time shift of the wave by a uniform fraction in ±``max_shift`` with
+probability ``shift_p`` (torch_audiomentations ``Shift``, rollover), then ONE time mask and ONE frequency mask on the
+dB mel, set to 0.0, drawn from the same two uniforms ``(v, m)`` (the original passes the same values to both
+maskers): width ``⌊v·P⌋``, start ``⌊m·(size − v·P)⌋`` for mask parameter P (192 frames, 24 mel bins).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from audiojax.audio import features
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+  max_shift: float = 0.5
+  shift_p: float = 0.5
+  time_mask_param: int = 192
+  freq_mask_param: int = 24
+
+
+def _keys(seed: jax.Array) -> tuple[jax.Array, jax.Array]:
+  key = jax.random.key(seed.astype(jnp.uint32))
+  return jax.random.split(key)
+
+
+def time_shift(wave: jax.Array, seed: jax.Array, cfg: AugmentConfig) -> jax.Array:
+  """``wave (L,)`` rolled by ``round(u·L)`` samples, u ~ U(−max_shift, max_shift), with probability shift_p."""
+  key = jax.random.fold_in(_keys(seed)[0], 0)
+  apply_key, amount_key = jax.random.split(key)
+  length = wave.shape[0]
+  shift = jnp.round(jax.random.uniform(amount_key, (), minval=-cfg.max_shift, maxval=cfg.max_shift) * length)
+  return jnp.where(jax.random.uniform(apply_key) < cfg.shift_p, jnp.roll(wave, shift.astype(jnp.int32)), wave)
+
+
+def mask_draws(seed: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """The ``(v, m)`` uniforms both masks use."""
+  v, m = jax.random.uniform(_keys(seed)[1], (2,))
+  return v, m
+
+
+def spec_masks(mel: jax.Array, seed: jax.Array, cfg: AugmentConfig) -> jax.Array:
+  """One time and one frequency mask (value 0.0) on a dB mel ``(F, T)``."""
+  v, m = mask_draws(seed)
+
+  def mask(size: int, param: int) -> jax.Array:
+    width = jnp.floor(v * param)
+    start = jnp.floor(m * (size - v * param))
+    idx = jnp.arange(size)
+    return (idx >= start) & (idx < start + width)
+
+  masked = mask(mel.shape[0], cfg.freq_mask_param)[:, None] | mask(mel.shape[1], cfg.time_mask_param)[None, :]
+  return jnp.where(masked, 0.0, mel)
+
+
+def augmented_log_mel(wave: jax.Array, seeds: jax.Array, mel_cfg: features.MelConfig, cfg: AugmentConfig,
+                      shift: bool = True) -> jax.Array:
+  """``wave (B, L)``, ``seeds (B,)`` int32 → augmented dB mel ``(B, F, T)``; ``shift=False`` skips the time shift."""
+  if shift:
+    wave = jax.vmap(time_shift, in_axes=(0, 0, None))(wave, seeds, cfg)
+  mel = features.log_mel(wave, mel_cfg)
+  return jax.vmap(spec_masks, in_axes=(0, 0, None))(mel, seeds, cfg)

@@ -1,0 +1,91 @@
+"""Consistent ensemble distillation: replayable augmentation, teacher pass and logit store, student training."""
+import os
+
+import jax
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from audiojax.audio import augment, features
+from audiojax.audio.io import from_pcm16
+from audiojax.data import logit_store, pipeline
+from audiojax.models import ced
+from audiojax.tasks import distill
+
+AUG = augment.AugmentConfig()
+
+
+def test_augmentation_replays_bitwise_from_the_seed_and_follows_the_original_mask_rule():
+  wave = np.random.default_rng(0).standard_normal((4, 32000)).astype(np.float32) * 0.1
+  seeds = np.array([1, 2, 3, 1], np.int32)
+  f = jax.jit(lambda w, s: augment.augmented_log_mel(w, s, ced.MEL, AUG))
+  a, b = np.asarray(f(wave, seeds)), np.asarray(f(wave, seeds))
+  np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(a[0], a[1])
+  clean = np.asarray(features.log_mel(wave, ced.MEL))
+  for i, seed in enumerate(seeds):
+    v, m = map(float, augment.mask_draws(np.int32(seed)))
+    shifted = np.asarray(augment.time_shift(wave[i], np.int32(seed), AUG))
+    assert np.allclose(np.sort(shifted), np.sort(wave[i]))  # a circular shift permutes samples, loses none
+    mel = np.asarray(features.log_mel(shifted[None], ced.MEL))[0]
+    f_width, t_width = int(np.floor(v * 24)), int(np.floor(v * 192))
+    f_start, t_start = int(np.floor(m * (64 - v * 24))), int(np.floor(m * (mel.shape[1] - v * 192)))
+    expected = mel.copy()
+    expected[f_start:f_start + f_width] = 0.0
+    expected[:, t_start:t_start + t_width] = 0.0
+    np.testing.assert_allclose(a[i], expected, atol=1e-4)
+  assert not np.array_equal(a[0], clean[0])
+
+
+@pytest.fixture(scope="module")
+def store(trained_workdir, tiny_data_dir, tmp_path_factory):
+  out = str(tmp_path_factory.mktemp("store"))
+  distill.teacher_pass([trained_workdir, trained_workdir], "gm_instruments/tiny", tiny_data_dir, out, epochs=2,
+                       top_k=4, clip_seconds=1.0, batch_size=16, seed=7)
+  return out
+
+
+def test_teacher_store_holds_the_ensembles_top_k_of_the_seeded_view(store, trained_workdir, tiny_data_dir):
+  s = logit_store.LogitStore(store)
+  assert (s.meta.epochs, s.meta.top_k, s.meta.num_examples) == (2, 4, 64)
+  sizes = sum(os.path.getsize(os.path.join(store, f"epoch_001_{p}.npy")) - 128 for p in ("probs", "indices", "seeds"))
+  assert sizes == 64 * (4 * 4 + 4)  # 4·k + 4 bytes per chunk per epoch (84 for the paper's k = 20)
+  model, variables = ced.load(trained_workdir)
+  example = tfds.data_source("gm_instruments/tiny", split="train", data_dir=tiny_data_dir)[5]
+  wave = pipeline.fit_length(from_pcm16(example["audio"]), 16000)[None]
+  target, seed = s.target(5, 1)
+  assert seed == distill.epoch_seeds(7, 1, 64)[5]
+  mel = augment.augmented_log_mel(wave, np.array([seed]), ced.MEL, AUG)
+  probs = np.asarray(model.apply(variables, mel=mel)["probs"])[0]  # two identical teachers: their mean = one
+  top = np.argsort(-probs)[:4]
+  np.testing.assert_array_equal(np.flatnonzero(target), np.sort(top))
+  np.testing.assert_allclose(target[top], probs[top], atol=1e-3)  # stored as float16
+
+
+def test_student_stream_reads_the_right_teacher_epoch(store, tiny_data_dir):
+  s = logit_store.LogitStore(store)
+  source = tfds.data_source("gm_instruments/tiny", split="train", data_dir=tiny_data_dir)
+  examples = distill.StudentExamples(s, 16000)
+  for j, epoch in ((3, 0), (64 + 3, 1), (2 * 64 + 3, 0)):  # stream position → teacher epoch (j // N) mod E
+    out = examples(j, (9, source[9]))
+    np.testing.assert_array_equal(out["labels"], s.target(9, epoch)[0])
+    assert out["seeds"] == s.target(9, epoch)[1]
+
+
+@pytest.mark.parametrize("consistent", [True, False])
+def test_student_trains_from_the_store_and_averages_its_best_checkpoints(store, tiny_data_dir, tmp_path,
+                                                                         consistent):
+  from audiojax import config as config_lib
+  from audiojax.train import loop
+  c = config_lib.load(f"experiments/ced/distill_demo.py:mode={'consistent' if consistent else 'inconsistent'}")
+  config_lib.override(c, [f"--config.distill.store={store}", "--config.data.name=gm_instruments/tiny",
+                          f"--config.data.data_dir={tiny_data_dir}", "--config.data.clip_seconds=1.0",
+                          "--config.model.overrides={'depth': 1}", "--config.train.steps=4",
+                          "--config.train.batch_size=8", "--config.eval.every_steps=2",
+                          "--config.checkpoint.every_steps=2", "--config.eval.batch_size=8",
+                          "--config.optim.warmup_steps=1"])
+  result = loop.train(c, str(tmp_path))
+  assert np.isfinite(result["train"]["loss"])
+  assert result["eval"]["averaged_steps"] == [2, 4] and "eval/averaged_mAP" in result["eval"]
+  model, _ = ced.load(str(tmp_path / "averaged"))
+  assert model.depth == 1
