@@ -42,7 +42,9 @@ def tagging_base() -> ml_collections.ConfigDict:
   c.model.name = "ced"
   c.model.variant = "tiny"
   c.model.dtype = "float32"  # compute dtype; "bfloat16" for mixed precision (params stay float32)
-  c.model.attention_impl = "auto"
+  # "auto" runs the Pallas kernels on a single GPU/TPU; they are proven only in CPU interpret mode so far, so the
+  # default stays on XLA until a device run verifies them (see README "Kernels")
+  c.model.attention_impl = "xla"
   c.model.overrides = ml_collections.ConfigDict()  # any CED field, e.g. depth=2 for smoke tests
 
   c.init = ml_collections.ConfigDict()

@@ -198,3 +198,16 @@ def test_supervised_audioset_config_trains_and_evaluates(manual_dir, tmp_path):
   assert result["eval"]["eval/examples"] == 2  # the eval clips that exist and decode
   names = open(tmp_path / "workdir" / "class_names.txt").read().splitlines()
   assert names == ["Speech", "Male speech, man speaking", "Music", "Animal", "Domestic animals, pets"]
+
+  # the paper's student setup, distilled from that model as a one-member teacher ensemble
+  from audiojax.tasks import distill
+  distill.teacher_pass([str(tmp_path / "workdir")], "audioset/balanced", str(tmp_path / "tfds"),
+                       str(tmp_path / "store"), split="balanced_train", epochs=2, top_k=3, clip_seconds=2.0,
+                       batch_size=8)
+  student = config_lib.load("experiments/ced/distill_audioset.py:local,variant=tiny,subset=as20k")
+  config_lib.override(student, [f"--config.distill.store={tmp_path / 'store'}",
+                                f"--config.data.data_dir={tmp_path / 'tfds'}", "--config.data.clip_seconds=2.0",
+                                "--config.train.steps=4", "--config.eval.every_steps=2",
+                                "--config.checkpoint.every_steps=2", "--config.train.progress_bar=false"])
+  result = loop.train(student, str(tmp_path / "student"))
+  assert "eval/averaged_mAP" in result["eval"] and (tmp_path / "student" / "averaged" / "model.json").exists()

@@ -1,8 +1,10 @@
 """Attention: the one dispatch point every audiojax model calls, plus the self-attention layer.
 
 ``attention(q, k, v, ...)`` takes ``(batch, length, heads, head_dim)`` tensors and routes to an implementation:
-``"xla"`` (plain jnp, float32 softmax) or ``"auto"`` (the best available for the backend and shapes). Pallas kernels
-(issue: kernels) register here; until then ``auto`` resolves to ``xla`` everywhere.
+``"xla"`` (plain jnp, float32 softmax), ``"pallas"`` (the FlashAttention-2 kernels of
+:mod:`audiojax.kernels.flash_attention`, interpreted on CPU) or ``"auto"`` (Pallas on a single GPU/TPU when the kernels
+take the shapes, XLA otherwise). ``cached_attention`` is the decode-step entry point (new positions against a KV
+cache).
 """
 from __future__ import annotations
 
@@ -12,7 +14,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-IMPLS = ("auto", "xla")
+from audiojax.kernels import decode_attention as decode_lib
+from audiojax.kernels import flash_attention as flash_lib
+
+IMPLS = ("auto", "xla", "pallas")
+PALLAS_DTYPES = (jnp.float32, jnp.bfloat16)
 
 
 def padding_mask(q_lengths: jax.Array | None, kv_lengths: jax.Array | None, q_len: int, kv_len: int) -> jax.Array | None:
@@ -61,6 +67,21 @@ def xla_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | No
   return out.astype(q.dtype)
 
 
+def resolve_impl(impl: str, head_dim: int, dtype: Any) -> str:
+  """The implementation (``"xla"`` or ``"pallas"``) that ``impl`` selects for this backend, head dim and dtype.
+
+  ``"auto"`` takes Pallas only on a single GPU/TPU: XLA cannot partition a ``pallas_call``, so on a sharded mesh it
+  would gather the operands onto every device (the kernels are not wrapped in ``shard_map`` yet).
+  """
+  if impl not in IMPLS:
+    raise ValueError(f"attention impl '{impl}' is unknown; choose one of {IMPLS}")
+  if impl != "auto":
+    return impl
+  one_accelerator = jax.default_backend() in ("gpu", "tpu") and jax.device_count() == 1
+  fits = flash_lib.supports(head_dim) and jnp.dtype(dtype) in PALLAS_DTYPES
+  return "pallas" if one_accelerator and fits else "xla"
+
+
 def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = False, q_lengths: jax.Array | None = None,
               kv_lengths: jax.Array | None = None, prefix_lengths: jax.Array | None = None,
               softmax_scale: float | None = None, impl: str = "auto", precision: Any = None) -> jax.Array:
@@ -71,16 +92,36 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool = False,
     q_lengths / kv_lengths: ``(B,)`` valid lengths; padded keys are ignored and padded query rows return 0.
     prefix_lengths: ``(B,)`` with ``causal``, keys before this position are visible to every query (prefix-LM).
     softmax_scale: defaults to ``D ** -0.5``.
-    impl: ``"auto"`` or ``"xla"``.
+    impl: ``"auto"``, ``"xla"`` or ``"pallas"`` (see :func:`resolve_impl`; on CPU ``"pallas"`` interprets the
+      kernels, for testing).
   """
-  if impl not in IMPLS:
-    raise ValueError(f"attention impl '{impl}' is unknown; choose one of {IMPLS}")
   scale = q.shape[-1] ** -0.5 if softmax_scale is None else softmax_scale
+  if resolve_impl(impl, q.shape[-1], q.dtype) == "pallas":
+    return flash_lib.flash_attention(q, k, v, causal=causal, q_lengths=q_lengths, kv_lengths=kv_lengths,
+                                     prefix_lengths=prefix_lengths, softmax_scale=scale, precision=precision,
+                                     interpret=jax.default_backend() == "cpu")
   mask = padding_mask(q_lengths, kv_lengths, q.shape[1], k.shape[1])
   if causal:
     cmask = causal_mask(q.shape[1], k.shape[1], prefix_lengths)
     mask = cmask if mask is None else mask & cmask
   return xla_attention(q, k, v, mask, scale, precision)
+
+
+def cached_attention(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, lengths: jax.Array, *,
+                     softmax_scale: float | None = None, impl: str = "auto", precision: Any = None) -> jax.Array:
+  """Decode step: the ``n`` newest positions ``q (B, n, H, D)`` against a cache ``(B, S, Hkv, D)`` of which the first
+  ``lengths (B,)`` entries (the new ones included) are valid; query t sits at ``lengths - n + t`` (causal).
+
+  ``impl``: ``"pallas"`` runs the split-K decode kernel (Triton lowering; interpreted on CPU), ``"auto"`` picks it on
+  GPU only and XLA elsewhere. Forward only.
+  """
+  scale = q.shape[-1] ** -0.5 if softmax_scale is None else softmax_scale
+  resolved = resolve_impl(impl, q.shape[-1], q.dtype)
+  if resolved == "pallas" and (impl == "pallas" or jax.default_backend() == "gpu"):
+    return decode_lib.decode_attention(q, k_cache, v_cache, lengths, softmax_scale=scale, precision=precision,
+                                       interpret=jax.default_backend() == "cpu")
+  return xla_attention(q, k_cache, v_cache, decode_lib.decode_mask(lengths, q.shape[1], k_cache.shape[1]), scale,
+                       precision)
 
 
 class SelfAttention(nn.Module):
