@@ -39,12 +39,15 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
   return 2 * n**3 / _best_time(lambda: f(a), repeats) / 1e9
 
 
-def main(variant: str = "mini", quick: bool = False, batch_size: int = 8, clip_seconds: float = 10.0
-         ) -> dict[str, float]:
+def main(variant: str = "mini", quick: bool = False, batch_size: int = 8, clip_seconds: float = 10.0,
+         depth: int | None = None) -> dict[str, float]:
+  """``depth`` shortens the model (smoke tests only; the figures are meant for the full variant)."""
   repeats = 2 if quick else 5
   samples = int(clip_seconds * 16000)
   config = configs.tagging_base()
   config.model.variant = variant
+  if depth is not None:
+    config.model.overrides = {"depth": depth}
   config.train.batch_size = batch_size
   config.data.clip_seconds = clip_seconds
   trainer = Trainer(config, class_names=[f"class_{i}" for i in range(527)])

@@ -36,7 +36,7 @@ def get_config(arg: str = ""):
   if arg == "smoke":
     c.data.name = "gm_instruments/tiny"
     c.data.clip_seconds = 1.0
-    c.model.overrides = {"depth": 2, "bn_momentum": 0.9}
+    c.model.overrides = {"depth": 1, "bn_momentum": 0.9}
     c.train.steps = 6
     c.train.batch_size = 8
     c.train.log_every = 2

@@ -9,10 +9,10 @@ import os
 
 import tensorflow_datasets as tfds
 
-from audiojax.data.builders import audioset, gm_instruments
+from audiojax.data.builders import audioset, debsfx, gm_instruments
 from audiojax.errors import UserError
 
-BUILDERS = {"gm_instruments": gm_instruments.GmInstruments, "audioset": audioset.Audioset}
+BUILDERS = {"gm_instruments": gm_instruments.GmInstruments, "audioset": audioset.Audioset, "debsfx": debsfx.Debsfx}
 
 
 def _available() -> str:
