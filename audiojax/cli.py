@@ -1,4 +1,4 @@
-"""Command line: ``python -m audiojax train | eval | tag | data | convert | probe | teacher | bench``.
+"""Command line: ``python -m audiojax train | eval | tag | transcribe | data | convert | probe | teacher | bench``.
 
 Bad input (files, config keys, checkpoints, meshes) ends with one ``error: ...`` line and exit status 2.
 """
@@ -20,9 +20,12 @@ def _train(args: argparse.Namespace, overrides: list[str]) -> None:
   config = config_lib.override(config_lib.load(args.config), overrides)
   result = loop.train(config, args.workdir)
   ev = result["eval"]
-  if ev:
+  if "eval/mAP" in ev:
     print(f"step {result['step']}: held-out mAP {ev['eval/mAP']:.4f} vs label-prior baseline "
           f"{ev['eval/baseline_mAP']:.4f} on {ev['eval/examples']} clips")
+  elif "eval/wer" in ev:
+    print(f"step {result['step']}: held-out WER {ev['eval/wer']:.4f} on {ev['eval/examples']} utterances "
+          f"({config.eval.conditions[0]})")
   print(f"checkpoints in {os.path.join(args.workdir, 'checkpoints')}; metrics in "
         f"{os.path.join(args.workdir, 'metrics.jsonl')}")
 
@@ -64,6 +67,25 @@ def _tag(args: argparse.Namespace, overrides: list[str]) -> None:
       print(f"  events (probability ≥ {args.threshold:g}, 160 ms resolution):")
       for e in result.events:
         print(f"  {e.start:8.2f}–{e.end:<8.2f} {e.label}  {e.probability:.3f}")
+
+
+def _transcribe(args: argparse.Namespace, overrides: list[str]) -> None:
+  from audiojax.asr_inference import Transcriber
+
+  _no_overrides(overrides)
+  if args.beam < 1:
+    raise UserError(f"--beam {args.beam}: give a beam width of at least 1")
+  words = None
+  if args.biasing_list:
+    if not os.path.isfile(args.biasing_list):
+      raise UserError(f"--biasing-list '{args.biasing_list}' does not exist; give a text file with one word per line")
+    with open(args.biasing_list, encoding="utf-8") as f:
+      words = [w.strip() for w in f if w.strip()]
+  transcriber = Transcriber.from_checkpoint(args.checkpoint)
+  for path in args.files:
+    text = transcriber.transcribe_file(path, style_prompt=args.style_prompt, content_prompt=args.content_prompt,
+                                      biasing_words=words, beam=args.beam, boost=args.boost)
+    print(f"{path}\t{text}")
 
 
 def _data(args: argparse.Namespace, overrides: list[str]) -> None:
@@ -148,6 +170,19 @@ def parser() -> argparse.ArgumentParser:
   g.add_argument("--threshold", type=float, default=0.5, help="event threshold on the 160 ms patch probability")
   g.add_argument("--format", choices=("text", "json"), default="text", help="json: one JSON object per file")
   g.set_defaults(fn=_tag)
+
+  tr = sub.add_parser("transcribe", help="speech to text with a PromptASR model, one line per file")
+  tr.add_argument("files", nargs="+", metavar="FILE")
+  tr.add_argument("--checkpoint", required=True, help="a PromptASR training workdir or model directory")
+  tr.add_argument("--content-prompt", default="", help="preceding text or rare words that may occur")
+  tr.add_argument("--style-prompt", default=None,
+                  help="an example of the wanted style, or a style name (mixed-punc, upper-no-punc, lower-punc, "
+                       "lower-no-punc); default mixed-punc")
+  tr.add_argument("--biasing-list", default=None,
+                  help="file of words (one per line): the content prompt (unless given) and hotword boosting")
+  tr.add_argument("--beam", type=int, default=1, help="1: greedy; >1: modified beam search")
+  tr.add_argument("--boost", type=float, default=2.0, help="hotword bonus per token (with --biasing-list)")
+  tr.set_defaults(fn=_transcribe)
 
   d = sub.add_parser("data", help="build a dataset, or export one example as a wav file")
   d.add_argument("action", choices=("build", "export"))

@@ -91,3 +91,34 @@ def tagging_base() -> ml_collections.ConfigDict:
   c.sharding = ml_collections.ConfigDict()
   c.sharding.rules = [list(r) for r in parallel.DEFAULT_RULES]
   return c
+
+
+def asr_base() -> ml_collections.ConfigDict:
+  """Prompt-conditioned speech recognition (PromptASR): RNN-T + CTC on an ASR dataset of the shared schema."""
+  c = tagging_base()
+  c.task = "asr"
+  c.model.name = "prompt_asr"
+  c.model.variant = "tiny"
+  c.tokenizer = ml_collections.ConfigDict({"path": "", "vocab_size": 500})  # "": trained on the train split
+  c.data.name = "espeak_prompt/small"
+  c.data.max_seconds = 8.0  # utterances are zero-padded to this (longer ones are an error, never cut)
+  c.data.max_tokens = 64  # BPE tokens per transcript
+  c.data.max_prompt_bytes = 256  # style [SEP] content, UTF-8 bytes; content keeps its end
+  del c.data["clip_seconds"]
+  c.prompts = ml_collections.ConfigDict()
+  c.prompts.style_weights = {"mixed-punc": 0.5, "upper-no-punc": 0.5}
+  c.prompts.canonical_prob = 0.3  # share of style prompts that are the fixed canonical style sentence
+  c.prompts.content = "pre_text"  # or "mix": the preceding text or a biasing list (the recipe's context-list model)
+  c.loss = ml_collections.ConfigDict({
+      "rnnt_weight": 1.0, "ctc_weight": 0.3,
+      # k2's pruned RNN-T (the recipe's): the joiner sees prune_range cells per frame; 0 = the full loss
+      "prune_range": 5, "simple_scale": 0.5, "lm_only_scale": 0.25, "warmup_steps": 2000,
+      "frames_per_chunk": 16})  # full loss only: frames per joiner chunk
+  c.eval.conditions = ["mixed-punc/canonical/pre_text", "upper-no-punc/canonical/pre_text",
+                       "mixed-punc/example/pre_text", "upper-no-punc/example/pre_text",
+                       "mixed-punc/canonical/none", "mixed-punc/canonical/context"]
+  c.eval.max_examples = 0  # 0: the whole eval split
+  c.eval.batch_size = 32
+  c.optim.lr = 2e-3
+  c.optim.weight_decay = 0.01
+  return c

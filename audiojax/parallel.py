@@ -33,6 +33,8 @@ DEFAULT_RULES = (
     ("kv", None),
     ("classes", None),
     ("mels", None),
+    ("vocab", None),
+    ("channels", None),
 )
 
 

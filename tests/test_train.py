@@ -65,7 +65,7 @@ def test_gradient_accumulation_averages_microbatch_gradients():
            "labels": (rng.random((8, 5)) < 0.3).astype(np.float32)}
   key = jax.random.key(0)
   with trainer.context():
-    grads, _, _ = jax.jit(trainer._grads)(state.params, state.model_state, batch, key)
+    grads, _, _ = jax.jit(trainer._grads)(state.params, state.model_state, batch, key, state.step)
     single = jax.jit(jax.grad(lambda p, b: trainer.task.loss(p, state.model_state, b, key)[0]))
     halves = [single(state.params, jax.tree.map(lambda x: x[i::2], batch)) for i in range(2)]
   expected = jax.tree.map(lambda a, b: (a + b) / 2, *halves)

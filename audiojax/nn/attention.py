@@ -155,3 +155,36 @@ class SelfAttention(nn.Module):
     out = jnp.einsum("bnhe,hed->bnd", out, proj_kernel.astype(self.dtype))
     out = out + self._param("proj_bias", nn.initializers.zeros, (d,), ("embed",)).astype(self.dtype)
     return nn.with_logical_constraint(out, ("act_batch", "act_length", "act_embed"))
+
+
+class CrossAttention(nn.Module):
+  """Multi-head attention from queries ``x (B, Lq, D)`` to a memory ``(B, Lm, Dm)`` with valid ``memory_lengths
+  (B,)`` → ``(B, Lq, D)``.
+
+  The key, value and output projections have no bias (PromptASR's memory attention), so an all-zero memory gives
+  uniform weights over zero values and the output is exactly zero; so is the output for a memory of length 0.
+  Parameters: ``q_kernel (D, H, Dh)``, ``q_bias (H, Dh)``, ``k_kernel``/``v_kernel (Dm, H, Dh)``,
+  ``out_kernel (H, Dh, D)``.
+  """
+
+  num_heads: int
+  head_dim: int
+  impl: str = "auto"
+  dtype: Any = jnp.float32
+  kernel_init: Any = nn.initializers.truncated_normal(0.02)
+
+  def _param(self, name: str, init: Any, shape: tuple[int, ...], axes: tuple[str | None, ...]) -> jax.Array:
+    return self.param(name, nn.with_logical_partitioning(init, axes), shape)
+
+  @nn.compact
+  def __call__(self, x: jax.Array, memory: jax.Array, memory_lengths: jax.Array | None = None) -> jax.Array:
+    d, dm, h, dh = x.shape[-1], memory.shape[-1], self.num_heads, self.head_dim
+    project = lambda t, name, dim: jnp.einsum(
+        "bnd,dhe->bnhe", t.astype(self.dtype),
+        self._param(name, self.kernel_init, (dim, h, dh), ("embed", "heads", "kv")).astype(self.dtype))
+    q = project(x, "q_kernel", d) + self._param("q_bias", nn.initializers.zeros, (h, dh), ("heads", "kv"))
+    k, v = project(memory, "k_kernel", dm), project(memory, "v_kernel", dm)
+    out = attention(q.astype(self.dtype), k, v, kv_lengths=memory_lengths, impl=self.impl)
+    out_kernel = self._param("out_kernel", self.kernel_init, (h, dh, d), ("heads", "kv", "embed"))
+    out = jnp.einsum("bnhe,hed->bnd", out, out_kernel.astype(self.dtype))
+    return nn.with_logical_constraint(out, ("act_batch", "act_length", "act_embed"))

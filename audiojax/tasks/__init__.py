@@ -6,7 +6,7 @@ A task object provides::
   class_names: list[str] | None
   example_batch(batch_size) -> dict[str, np.ndarray]               # shapes for init/compilation
   init_variables(rng, batch) -> dict                                # {"params": ..., <model state>: ...}
-  loss(params, model_state, batch, rng) -> (loss, (metrics, new_model_state))
+  loss(params, model_state, batch, rng, step) -> (loss, (metrics, new_model_state))   # step: for loss schedules
   predict(variables, batch) -> dict[str, jax.Array]                 # per-example outputs for evaluation
   train_dataset(seed) -> grain.IterDataset                          # host-local batches, checkpointable iterator
   evaluate(predict_fn) -> dict[str, float]                          # predict_fn: host batch -> gathered numpy
@@ -27,4 +27,7 @@ def get(config: Any, class_names: list[str] | None = None):
   if name == "distill":
     from audiojax.tasks.distill import DistillTask
     return DistillTask(config, class_names)
-  raise UserError(f"unknown config.task '{name}'; available: tagging, distill")
+  if name == "asr":
+    from audiojax.tasks.asr import AsrTask
+    return AsrTask(config, class_names)
+  raise UserError(f"unknown config.task '{name}'; available: tagging, distill, asr")

@@ -123,7 +123,8 @@ class DistillTask(TaggingTask):
   def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
     return {**super().example_batch(batch_size), "seeds": np.zeros(batch_size, np.int32)}
 
-  def loss(self, params: Any, model_state: Any, batch: dict[str, jax.Array], rng: jax.Array):
+  def loss(self, params: Any, model_state: Any, batch: dict[str, jax.Array], rng: jax.Array,
+           step: jax.Array | None = None):
     seeds = batch["seeds"]
     if not self.consistent:  # ablation: fresh masks, no time shift
       seeds = jax.random.randint(rng, seeds.shape, 0, 2**31 - 1, dtype=jnp.int32)

@@ -45,7 +45,8 @@ class TaggingTask:
   def init_variables(self, rng: jax.Array, batch: dict[str, jax.Array]) -> dict[str, Any]:
     return dict(self.model.init(rng, batch["wave"], train=False))
 
-  def loss(self, params: Any, model_state: Any, batch: dict[str, jax.Array], rng: jax.Array):
+  def loss(self, params: Any, model_state: Any, batch: dict[str, jax.Array], rng: jax.Array,
+           step: jax.Array | None = None):
     del rng  # CED trains without dropout
     out, new_state = self.model.apply({"params": params, **model_state}, batch["wave"], train=True,
                                       mutable=list(model_state))

@@ -83,11 +83,11 @@ class Trainer:
       return build(params, variables)
 
   # --- steps -------------------------------------------------------------------------------------------------------
-  def _grads(self, params, model_state, batch, rng):
+  def _grads(self, params, model_state, batch, rng, step):
     grad_fn = jax.value_and_grad(self.task.loss, has_aux=True)
     accum = int(self.config.train.grad_accum_steps)
     if accum == 1:
-      (_, (metrics, model_state)), grads = grad_fn(params, model_state, batch, rng)
+      (_, (metrics, model_state)), grads = grad_fn(params, model_state, batch, rng, step)
       return grads, metrics, model_state
 
     def split(x):  # microbatch i = rows i::accum, so each microbatch stays spread over every batch shard
@@ -95,7 +95,7 @@ class Trainer:
 
     def body(carry, micro):
       grads_sum, model_state, i = carry
-      (_, (metrics, model_state)), grads = grad_fn(params, model_state, micro, jax.random.fold_in(rng, i))
+      (_, (metrics, model_state)), grads = grad_fn(params, model_state, micro, jax.random.fold_in(rng, i), step)
       return (jax.tree.map(jnp.add, grads_sum, grads), model_state, i + 1), metrics
 
     zeros = jax.tree.map(jnp.zeros_like, params)
@@ -104,7 +104,7 @@ class Trainer:
 
   def train_step(self, state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
     rng = jax.random.fold_in(jax.random.key(int(self.config.seed)), state.step)
-    grads, metrics, model_state = self._grads(state.params, state.model_state, batch, rng)
+    grads, metrics, model_state = self._grads(state.params, state.model_state, batch, rng, state.step)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     params = jax.tree.map(jnp.add, state.params, updates)
     metrics = {**metrics, "grad_norm": _global_norm(grads), "lr": self.schedule(state.step)}
@@ -219,6 +219,8 @@ def train(config: Any, workdir: str, *, until_step: int | None = None) -> dict[s
   if jax.process_index() == 0:
     config_lib.save(config, os.path.join(workdir, "config.json"))
     model_dir.write_class_names(workdir, trainer.task.class_names or [])
+    if hasattr(trainer.task, "save_assets"):  # files inference needs besides the checkpoint (a tokenizer...)
+      trainer.task.save_assets(workdir)
 
   iterator = iter(trainer.task.train_dataset(int(config.seed)))
   mngr = checkpoint.manager(workdir, keep=int(config.checkpoint.keep), async_save=bool(config.checkpoint.async_save))
@@ -299,7 +301,8 @@ def average_best_checkpoints(trainer: Trainer, workdir: str, n: int) -> dict[str
   if not scored:
     raise UserError(f"checkpoint.average_best={n} but no kept checkpoint was evaluated; make checkpoint.every_steps "
                     f"a multiple of eval.every_steps and checkpoint.keep large enough")
-  best = sorted(scored, key=scored.get, reverse=True)[:n]
+  higher_is_better = getattr(trainer.task, "primary_metric_mode", "max") == "max"
+  best = sorted(scored, key=scored.get, reverse=higher_is_better)[:n]
   states = [trainer.restore(workdir, step) for step in best]
   mean = lambda *xs: sum(xs) / len(xs)
   averaged = states[0].replace(params=jax.tree.map(mean, *[s.params for s in states]),
@@ -312,9 +315,10 @@ def average_best_checkpoints(trainer: Trainer, workdir: str, n: int) -> dict[str
   return result
 
 
-def load_for_inference(workdir: str) -> tuple[Trainer, TrainState, int]:
-  """The trained state of ``workdir`` (newest checkpoint) on a data-parallel mesh over the local devices."""
-  config = config_lib.restore(os.path.join(workdir, "config.json"))
+def load_for_inference(workdir: str, config: Any | None = None) -> tuple[Trainer, TrainState, int]:
+  """The trained state of ``workdir`` (newest checkpoint) on a data-parallel mesh over the local devices;
+  ``config`` replaces the workdir's own ``config.json`` (e.g. with inference-time paths)."""
+  config = config_lib.restore(os.path.join(workdir, "config.json")) if config is None else config
   step = checkpoint.require_latest_step(workdir)
   with config.unlocked():
     config.mesh = {"data": -1, "fsdp": 1, "tensor": 1}

@@ -12,8 +12,14 @@ Command:  python -m audiojax teacher --teachers t0 t1 t2 --dataset gm_instrument
           python -m audiojax train --config experiments/ced/distill_demo.py:mode=consistent,seed=0 \\
             --workdir wd --config.distill.store=store
 Hardware: a 2-core CPU (8 simulated devices are not needed; the mesh fills whatever devices there are).
-Runtime:  ≈ 5 min per student run; teachers ≈ 10 min each; teacher pass ≈ 3 min.
-Expected: see the issue note (mAP per mode over seeds 0–2).
+Runtime:  ≈ 5 min per student run; teachers ≈ 10 min each; teacher pass ≈ 8 min (2-core CPU, loaded).
+Expected: measured with distill_demo.sh (3 teachers at 900 steps: mAP 0.234 / 0.247 / 0.242), held-out mAP after 450
+          student steps, seeds 0 / 1 / 2:
+            labels        0.191 / 0.190 / 0.177   mean 0.186
+            consistent    0.172 / 0.175 / 0.180   mean 0.176
+            inconsistent  0.118 / 0.119 / 0.123   mean 0.120
+          Consistent replay beats inconsistent augmentation on every seed (+0.056 mAP); at this scale (450 steps,
+          22 classes, top-5 targets) the distilled student does NOT beat the label-trained one (−0.010).
 """
 from audiojax import configs
 

@@ -1,7 +1,7 @@
 """audiojax's TFDS datasets; importing this package registers them with TFDS.
 
-Every dataset is written as ArrayRecord with ``audio`` (int16 mono PCM), ``sample_rate``, multi-label ``labels`` and
-``id``, and reads back without TensorFlow through ``tfds.data_source("<name>/<config>", split=..., data_dir=...)``.
+Every dataset is written as ArrayRecord with ``audio`` (int16 mono PCM), ``sample_rate`` and ``id``, plus multi-label
+``labels`` (tagging corpora) or ``text``, ``pre_text``, ``rare_words`` and ``speaker`` (speech corpora), and reads back without TensorFlow through ``tfds.data_source("<name>/<config>", split=..., data_dir=...)``.
 """
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ import os
 
 import tensorflow_datasets as tfds
 
-from audiojax.data.builders import audioset, debsfx, gm_instruments
+from audiojax.data import speech_corpora
+from audiojax.data.builders import asterisk_en, audioset, debsfx, espeak_prompt, gm_instruments
 from audiojax.errors import UserError
 
-BUILDERS = {"gm_instruments": gm_instruments.GmInstruments, "audioset": audioset.Audioset, "debsfx": debsfx.Debsfx}
+BUILDERS = {"gm_instruments": gm_instruments.GmInstruments, "audioset": audioset.Audioset, "debsfx": debsfx.Debsfx,
+            "espeak_prompt": espeak_prompt.EspeakPrompt, "asterisk_en": asterisk_en.AsteriskEn,
+            "librispeech_asr": speech_corpora.LibrispeechAsr, "libriheavy": speech_corpora.Libriheavy}
 
 
 def _available() -> str:
@@ -46,7 +49,8 @@ def class_names(builder: tfds.core.DatasetBuilder) -> list[str]:
 
 
 def export_example(builder: tfds.core.DatasetBuilder, split: str, index: int, out: str | os.PathLike) -> None:
-  """Writes example ``index`` of ``split`` as a 16-bit wav at ``out`` and prints its id and true labels."""
+  """Writes example ``index`` of ``split`` as a 16-bit wav at ``out`` and prints its id and true labels (or
+  transcript)."""
   import soundfile as sf
 
   if split not in builder.info.splits:
@@ -58,6 +62,10 @@ def export_example(builder: tfds.core.DatasetBuilder, split: str, index: int, ou
   example = source[index]
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   sf.write(os.fspath(out), example["audio"], int(example["sample_rate"]), subtype="PCM_16")
+  text = lambda v: v.decode() if isinstance(v, bytes) else str(v)
+  if "labels" not in builder.info.features:
+    print(f"wrote {out}: {split}[{index}] id={text(example['id'])}, transcript: {text(example['text'])}")
+    return
   names = class_names(builder)
-  ident = example["id"].decode() if isinstance(example["id"], bytes) else example["id"]
-  print(f"wrote {out}: {split}[{index}] id={ident}, true labels: {', '.join(names[i] for i in example['labels'])}")
+  print(f"wrote {out}: {split}[{index}] id={text(example['id'])}, true labels: "
+        f"{', '.join(names[i] for i in example['labels'])}")

@@ -1,0 +1,97 @@
+"""Conformer blocks (Gulati et al. 2020) with an optional cross-attention sub-layer to a text memory (PromptASR).
+
+Block: ``x + ½·FFN`` → ``x + self-attention`` → ``x + cross-attention(memory)`` → ``x + convolution`` →
+``x + ½·FFN`` → LayerNorm, every sub-layer pre-normed. Padded frames (beyond ``lengths``) are zeroed before the
+depthwise convolution, so a padded batch gives the same valid outputs as each utterance alone.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from audiojax.nn.attention import CrossAttention, SelfAttention
+from audiojax.nn.transformer import layer_norm
+
+
+def dense(features: int, axes: tuple[str | None, str | None], name: str, *, use_bias: bool = True,
+          dtype: Any = jnp.float32, init: Any = nn.initializers.lecun_normal()) -> nn.Dense:
+  """``nn.Dense`` whose kernel (and bias) carry logical axis names."""
+  return nn.Dense(features, use_bias=use_bias, dtype=dtype, name=name,
+                  kernel_init=nn.with_logical_partitioning(init, axes),
+                  bias_init=nn.with_logical_partitioning(nn.initializers.zeros, axes[1:]))
+
+
+def length_mask(lengths: jax.Array, max_length: int) -> jax.Array:
+  """``(B,)`` valid lengths → ``(B, max_length)`` bool, True on valid positions."""
+  return jnp.arange(max_length)[None, :] < lengths[:, None]
+
+
+class FeedForward(nn.Module):
+  """``Dense(hidden) → swish → dropout → Dense(D)``: ``(B, T, D) → (B, T, D)``."""
+
+  hidden_dim: int
+  dropout: float = 0.0
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    h = nn.swish(dense(self.hidden_dim, ("embed", "mlp"), "fc1", dtype=self.dtype)(x))
+    h = nn.with_logical_constraint(h, ("act_batch", "act_length", "act_mlp"))
+    h = nn.Dropout(self.dropout, deterministic=not train)(h)
+    return dense(x.shape[-1], ("mlp", "embed"), "fc2", dtype=self.dtype)(h)
+
+
+class ConvModule(nn.Module):
+  """Pointwise ``Dense(2D)`` → GLU → depthwise conv (``kernel_size``, same padding) → LayerNorm → swish →
+  pointwise ``Dense(D)``: ``(B, T, D) → (B, T, D)``. LayerNorm instead of the paper's BatchNorm keeps padded
+  frames from leaking into statistics."""
+
+  kernel_size: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+    d = x.shape[-1]
+    h = nn.glu(dense(2 * d, ("embed", "mlp"), "pointwise1", dtype=self.dtype)(x), axis=-1)
+    h = jnp.where(mask[..., None], h, 0.0)
+    h = nn.Conv(d, (self.kernel_size,), feature_group_count=d, padding="SAME", dtype=self.dtype, name="depthwise",
+                kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(), (None, None, "embed")),
+                bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)))(h)
+    h = nn.swish(layer_norm(1e-5, self.dtype, "norm")(h))
+    return dense(d, (None, "embed"), "pointwise2", dtype=self.dtype)(h)
+
+
+class ConformerBlock(nn.Module):
+  """One Conformer layer over ``x (B, T, D)`` with valid ``lengths (B,)``; with ``cross_attention`` it also attends to
+  ``memory (B, M, Dm)`` (valid ``memory_lengths (B,)``). ``memory=None`` skips that sub-layer; an all-zero or
+  zero-length memory gives exactly the same output (the cross-attention projections are bias-free)."""
+
+  num_heads: int
+  ff_dim: int
+  conv_kernel: int
+  cross_attention: bool = False
+  dropout: float = 0.0
+  attention_impl: str = "auto"
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, lengths: jax.Array, memory: jax.Array | None = None,
+               memory_lengths: jax.Array | None = None, train: bool = False) -> jax.Array:
+    d = x.shape[-1]
+    head_dim = d // self.num_heads
+    drop = lambda h: nn.Dropout(self.dropout, deterministic=not train)(h)
+    norm = lambda name: layer_norm(1e-5, self.dtype, name)
+    x = x + 0.5 * drop(FeedForward(self.ff_dim, self.dropout, self.dtype, name="ff1")(norm("norm_ff1")(x), train))
+    x = x + drop(SelfAttention(self.num_heads, head_dim, True, self.attention_impl, self.dtype,
+                               name="self_attn")(norm("norm_self_attn")(x), lengths))
+    if self.cross_attention and memory is not None:
+      x = x + drop(CrossAttention(self.num_heads, head_dim, self.attention_impl, self.dtype, name="cross_attn")(
+          norm("norm_cross_attn")(x), memory, memory_lengths))
+    x = x + drop(ConvModule(self.conv_kernel, self.dtype, name="conv")(norm("norm_conv")(x),
+                                                                       length_mask(lengths, x.shape[1])))
+    x = x + 0.5 * drop(FeedForward(self.ff_dim, self.dropout, self.dtype, name="ff2")(norm("norm_ff2")(x), train))
+    x = norm("norm_out")(x)
+    return nn.with_logical_constraint(x, ("act_batch", "act_length", "act_embed"))

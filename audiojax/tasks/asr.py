@@ -1,0 +1,374 @@
+"""Prompt-conditioned speech recognition (PromptASR): RNN-T + auxiliary CTC training, greedy-decoding evaluation.
+
+Training batches (fixed shapes, one compilation)::
+
+  wave (B, S) float32, wave_lengths (B,), labels (B, U) int32 (BPE ids, 0-padded), label_lengths (B,),
+  prompt_ids (B, M) int32 (bytes of ``style [SEP] content``), prompt_lengths (B,), style_lengths (B,)
+
+Each utterance's target style, style prompt and content prompt are drawn as the recipe does
+(:func:`audiojax.text.prompts.sample_training_text`, then :func:`~audiojax.text.prompts.perturb_batch` over the
+batch), from a seed-derived generator, so the stream is a pure function of the seed and resumes exactly.
+
+Evaluation decodes the eval split under each prompt condition of ``config.eval.conditions``
+(``"STYLE/STYLE_SOURCE/CONTENT"``: a style of :data:`audiojax.text.styles.STYLES`; ``canonical`` (the fixed style
+sentence) or ``example`` (a snippet of the preceding text rendered in the style); ``pre_text``, ``none`` or
+``context`` (a biasing list: the utterance's rare words among distractors)) and reports, per condition: normalised
+WER, in-style WER, style compliance and rare-word recall.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import os
+import shutil
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tensorflow_datasets as tfds
+
+from audiojax.audio.io import from_pcm16
+from audiojax.data import builders, pipeline
+from audiojax.decode.transducer import greedy_scan
+from audiojax.errors import UserError
+from audiojax.eval.wer import wer
+from audiojax.models import prompt_asr
+from audiojax.objectives.ctc import ctc_loss
+from audiojax.objectives.rnnt import rnnt_loss, rnnt_loss_pruned
+from audiojax.text import prompts, styles
+from audiojax.text.tokenizer import Tokenizer, train_bpe
+
+log = logging.getLogger("audiojax")
+TOKENIZER_FILE = "tokenizer.model"
+
+
+def _text(value: Any) -> str:
+  return value.decode("utf-8") if isinstance(value, (bytes, np.bytes_)) else str(value)
+
+
+def model_from_config(model_cfg: Any, vocab_size: int) -> prompt_asr.PromptASR:
+  overrides = dict(model_cfg.get("overrides", {}) or {})
+  return prompt_asr.Model(model_cfg.variant, vocab_size=vocab_size, dtype=jnp.dtype(model_cfg.dtype),
+                          attention_impl=model_cfg.attention_impl, **overrides)
+
+
+def predictor_contexts(labels: jax.Array, context_size: int, blank_id: int = 0) -> jax.Array:
+  """``labels (B, U)`` → the predictor inputs before each output position ``(B, U+1, context_size)``: position u
+  sees labels ``u-context_size .. u-1``, blank-padded on the left."""
+  padded = jnp.pad(labels, ((0, 0), (context_size, 0)), constant_values=blank_id)
+  idx = jnp.arange(labels.shape[1] + 1)[:, None] + jnp.arange(context_size)[None, :]
+  return padded[:, idx]
+
+
+def tokenizer_path(config: Any) -> str:
+  """``config.tokenizer.path``, or the cached BPE model trained on the training split's texts."""
+  if config.tokenizer.path:
+    return config.tokenizer.path
+  name = config.data.name.replace("/", "_")
+  return os.path.join(config.data.data_dir, "tokenizers", f"{name}_bpe{int(config.tokenizer.vocab_size)}.model")
+
+
+def ensure_tokenizer(config: Any) -> Tokenizer:
+  """Loads the tokenizer, training it first (deterministically) on the train split's transcripts rendered in every
+  style the config trains (so upper-case output is not spelled letter by letter) and their preceding texts."""
+  path = tokenizer_path(config)
+  if not os.path.isfile(path):
+    if config.tokenizer.path:
+      raise UserError(f"config.tokenizer.path '{path}' does not exist; give a SentencePiece .model file or leave it "
+                      f"empty to train one on the training split")
+    data = config.data
+    builders.build(data.name, data.data_dir, manual_dir=data.manual_dir or None)
+    source = tfds.data_source(data.name, split=data.train_split, data_dir=data.data_dir)
+    texts = []
+    for i in range(len(source)):
+      example = source[i]
+      text = _text(example["text"])
+      texts += [styles.apply_style(text, style) for style in dict(config.prompts.style_weights)]
+      texts.append(_text(example["pre_text"]))
+    log.info("training a %d-piece BPE tokenizer on %d texts → %s", config.tokenizer.vocab_size, len(texts), path)
+    train_bpe([t for t in texts if t], path, int(config.tokenizer.vocab_size))
+  return Tokenizer(path)
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeSpeech:
+  """Example → ``wave (S,)`` zero-padded to ``max_samples``, its length and the text fields."""
+
+  max_samples: int
+  sample_rate: int
+  dataset: str
+
+  def __call__(self, example: dict) -> dict:
+    rate = int(example["sample_rate"])
+    if rate != self.sample_rate:
+      raise UserError(f"dataset '{self.dataset}' holds {rate} Hz audio but the model expects {self.sample_rate} Hz; "
+                      f"rebuild it at {self.sample_rate} Hz")
+    wave = from_pcm16(example["audio"])
+    if wave.shape[0] > self.max_samples:
+      raise UserError(f"utterance '{_text(example['id'])}' of dataset '{self.dataset}' is "
+                      f"{wave.shape[0] / self.sample_rate:.2f} s, longer than config.data.max_seconds="
+                      f"{self.max_samples / self.sample_rate:g}; raise it")
+    return {"wave": pipeline.fit_length(wave, self.max_samples), "wave_length": np.int32(wave.shape[0]),
+            "text": _text(example["text"]), "pre_text": _text(example["pre_text"]),
+            "rare_words": _text(example["rare_words"]), "id": _text(example["id"])}
+
+
+def _stack_waves(rows: list[dict]) -> dict[str, np.ndarray]:
+  return {"wave": np.stack([r["wave"] for r in rows]),
+          "wave_lengths": np.asarray([r["wave_length"] for r in rows], np.int32)}
+
+
+def _labels(tokenizer: Tokenizer, texts: list[str], max_tokens: int, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+  encoded = [tokenizer.encode(t) for t in texts]
+  for tokens, uid in zip(encoded, ids):
+    if len(tokens) > max_tokens:
+      raise UserError(f"utterance '{uid}' has {len(tokens)} BPE tokens, more than config.data.max_tokens="
+                      f"{max_tokens}; raise it")
+  labels = np.zeros((len(texts), max_tokens), np.int32)
+  for i, tokens in enumerate(encoded):
+    labels[i, :len(tokens)] = tokens
+  return labels, np.asarray([len(t) for t in encoded], np.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingBatch:
+  """A list of decoded examples → the training batch, prompts drawn as the recipe does (see module docstring)."""
+
+  tokenizer_file: str
+  max_tokens: int
+  max_prompt_bytes: int
+  style_weights: tuple[tuple[str, float], ...]
+  canonical_prob: float
+  content_mode: str  # "pre_text" or "mix" (pre_text or a biasing list, as the recipe's context-list variant)
+  distractors: tuple[str, ...]
+
+  @functools.cached_property
+  def tokenizer(self) -> Tokenizer:
+    return Tokenizer(self.tokenizer_file)
+
+  def __call__(self, rows: list[dict], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    drawn = []
+    for r in rows:
+      content = None
+      if self.content_mode == "mix":
+        content = prompts.sample_context_list(rng, r["rare_words"], self.distractors, pre_text=r["pre_text"],
+                                              reference=r["text"], num_distractors=(3, 10),
+                                              num_distractors_only=(1, 10))
+      drawn.append(prompts.sample_training_text(rng, r["text"], r["pre_text"], style_weights=dict(self.style_weights),
+                                                canonical_prob=self.canonical_prob, content=content,
+                                                style_from_text=False))
+    content, style = prompts.perturb_batch(rng, [d.content_prompt for d in drawn], [d.style_prompt for d in drawn],
+                                           target_styles=[d.target_style for d in drawn])
+    labels, label_lengths = _labels(self.tokenizer, [d.target_text for d in drawn], self.max_tokens,
+                                    [r["id"] for r in rows])
+    ids, lengths, style_lengths = prompts.encode_prompts(list(zip(style, content)), self.max_prompt_bytes)
+    return {**_stack_waves(rows), "labels": labels, "label_lengths": label_lengths, "prompt_ids": ids,
+            "prompt_lengths": lengths, "style_lengths": style_lengths}
+
+
+def eval_prompt(condition: str, example: dict, rng: np.random.Generator,
+                distractors: tuple[str, ...]) -> tuple[str, str, str]:
+  """``(target style, style prompt, content prompt)`` of one eval utterance under ``condition``."""
+  try:
+    style, style_source, content_mode = condition.split("/")
+  except ValueError:
+    raise UserError(f"eval condition '{condition}' must be STYLE/STYLE_SOURCE/CONTENT, e.g. "
+                    f"'upper-no-punc/canonical/pre_text'") from None
+  if style_source == "canonical":
+    style_prompt = styles.canonical_style_prompt(style)
+  elif style_source == "example":
+    source = example["pre_text"] or example["text"]
+    style_prompt = styles.apply_style(prompts.random_substring(rng, source, 80, 150), style)
+  else:
+    raise UserError(f"eval condition '{condition}': style source must be 'canonical' or 'example'")
+  if content_mode == "pre_text":
+    content = styles.apply_style(example["pre_text"], style)
+  elif content_mode == "none":
+    content = ""
+  elif content_mode == "context":
+    words = example["rare_words"].split()
+    pool = [d for d in distractors if d not in words]
+    picked = [pool[i] for i in rng.choice(len(pool), size=min(10, len(pool)), replace=False)]
+    listed = words + picked
+    rng.shuffle(listed)
+    content = " ".join(listed)
+  else:
+    raise UserError(f"eval condition '{condition}': content must be 'pre_text', 'none' or 'context'")
+  return style, style_prompt, content
+
+
+def rare_word_hits(hyp: str, rare_words: str) -> tuple[int, int]:
+  """``(found, total)``: rare words of the reference spelled exactly (case-insensitive) in the hypothesis."""
+  words = set(styles.normalize_for_wer(hyp).split())
+  wanted = styles.normalize_for_wer(rare_words).split()
+  return sum(w in words for w in wanted), len(wanted)
+
+
+class AsrTask:
+  """Trains a :class:`~audiojax.models.prompt_asr.PromptASR` on ``config.data`` (an ASR dataset of the shared
+  schema: ``audio, sample_rate, text, pre_text, rare_words, speaker, id``)."""
+
+  primary_metric = "eval/wer"
+  primary_metric_mode = "min"
+  head_prefixes = ("params/joiner_out/", "params/ctc_head/", "params/pred_embed/")
+
+  def __init__(self, config: Any, class_names: list[str] | None = None):
+    del class_names  # ASR has an output vocabulary, not classes
+    self.config = config
+    self.class_names = None
+    self.tokenizer = ensure_tokenizer(config)
+    self.model = model_from_config(config.model, self.tokenizer.vocab_size)
+    self.sample_rate = prompt_asr.SAMPLE_RATE
+    self.max_samples = int(round(config.data.max_seconds * self.sample_rate))
+    self.max_tokens = int(config.data.max_tokens)
+    self.max_prompt_bytes = int(config.data.max_prompt_bytes)
+
+  # --- model -------------------------------------------------------------------------------------------------------
+  def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
+    i32 = lambda *shape: np.zeros(shape, np.int32)
+    return {"wave": np.zeros((batch_size, self.max_samples), np.float32),
+            "wave_lengths": np.full((batch_size,), self.max_samples, np.int32),
+            "labels": i32(batch_size, self.max_tokens), "label_lengths": i32(batch_size),
+            "prompt_ids": i32(batch_size, self.max_prompt_bytes), "prompt_lengths": i32(batch_size),
+            "style_lengths": i32(batch_size)}
+
+  def _inputs(self, batch: dict[str, jax.Array]) -> tuple[jax.Array, ...]:
+    return (batch["wave"], batch["wave_lengths"], batch["prompt_ids"], batch["prompt_lengths"],
+            batch["style_lengths"])
+
+  def init_variables(self, rng: jax.Array, batch: dict[str, jax.Array]) -> dict[str, Any]:
+    return dict(self.model.init({"params": rng, "dropout": rng}, *self._inputs(batch), train=False))
+
+  def loss(self, params: Any, model_state: Any, batch: dict[str, jax.Array], rng: jax.Array,
+           step: jax.Array | None = None):
+    """Per-token transducer loss + ``ctc_weight`` × per-token CTC. With ``loss.prune_range > 0`` the transducer
+    loss is k2's pruned RNN-T: ``simple_scale × simple + pruned_scale × pruned`` with the recipe's warm-up (simple
+    1 → ``simple_scale``, pruned 0.1 → 1 over ``loss.warmup_steps``); otherwise the full loss (joiner on every
+    lattice cell, chunked over frames)."""
+    variables = {"params": params, **model_state}
+    out = self.model.apply(variables, *self._inputs(batch), train=True, rngs={"dropout": rng})
+    enc, enc_lengths = out["encoder_out"], out["enc_lengths"]
+    labels, label_lengths = batch["labels"], batch["label_lengths"]
+    pred = self.model.apply(variables, predictor_contexts(labels, self.model.context_size), method="predictor")
+    joiner = lambda e, p: self.model.apply(variables, e, p, method="joiner")
+    cfg = self.config.loss
+    tokens = jnp.maximum(jnp.sum(label_lengths + 1), 1)  # +1: every utterance ends with a final blank
+    metrics = {}
+    if int(cfg.prune_range) > 0:
+      am, lm = self.model.apply(variables, enc, pred, method="simple_logits")
+      simple, pruned = rnnt_loss_pruned(enc, pred, am, lm, labels, enc_lengths, label_lengths, joiner,
+                                        prune_range=int(cfg.prune_range), lm_only_scale=float(cfg.lm_only_scale))
+      warm = jnp.clip((0 if step is None else step) / max(int(cfg.warmup_steps), 1), 0.0, 1.0)
+      simple_scale = 1.0 - warm * (1.0 - float(cfg.simple_scale))
+      pruned_scale = 0.1 + 0.9 * warm
+      transducer = (simple_scale * jnp.sum(simple) + pruned_scale * jnp.sum(pruned)) / tokens
+      metrics.update(simple_loss=jnp.sum(simple) / tokens, pruned_loss=jnp.sum(pruned) / tokens)
+    else:
+      transducer = jnp.sum(rnnt_loss(enc, pred, labels, enc_lengths, label_lengths, joiner,
+                                     frames_per_chunk=int(cfg.frames_per_chunk))) / tokens
+    ctc, feasible = ctc_loss(out["ctc_logits"].astype(jnp.float32), enc_lengths, labels, label_lengths)
+    ctc_per_token = jnp.sum(ctc) / jnp.maximum(jnp.sum(jnp.where(feasible, label_lengths, 0)), 1)
+    loss = float(cfg.rnnt_weight) * transducer + float(cfg.ctc_weight) * ctc_per_token
+    metrics.update(loss=loss, rnnt_loss=transducer, ctc_loss=ctc_per_token,
+                   ctc_feasible=jnp.mean(feasible.astype(jnp.float32)))
+    return loss, (metrics, dict(model_state))
+
+  def predict(self, variables: Any, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Greedy transducer decoding on device: ``tokens (B, T)`` and ``emitted (B, T)`` (True where a token was
+    emitted), with ``valid`` passed through."""
+    memory = self.model.apply(variables, batch["prompt_ids"], batch["prompt_lengths"], batch["style_lengths"],
+                              method="encode_prompt")
+    enc, lengths = self.model.apply(variables, batch["wave"], batch["wave_lengths"], memory, batch["prompt_lengths"],
+                                    method="encode_speech")
+    tokens, emitted = greedy_scan(
+        enc, lengths, predictor=lambda t: self.model.apply(variables, t, method="predictor"),
+        joiner=lambda e, p: self.model.apply(variables, e, p, method="joiner"),
+        context_size=self.model.context_size, blank_id=self.tokenizer.blank_id)
+    return {"tokens": tokens, "emitted": emitted, "valid": batch["valid"]}
+
+  def pretrained_variables(self, path: str) -> dict[str, Any]:
+    from audiojax import asr_inference
+    return jax.device_get(asr_inference.load(path)[1])
+
+  def save_assets(self, workdir: str) -> None:
+    """Copies the tokenizer next to the checkpoints, so the workdir alone can transcribe."""
+    target = os.path.join(workdir, TOKENIZER_FILE)
+    if os.path.abspath(tokenizer_path(self.config)) != os.path.abspath(target):
+      shutil.copyfile(tokenizer_path(self.config), target)
+
+  def export(self, path: str, variables: dict[str, Any]) -> None:
+    from audiojax import asr_inference
+    asr_inference.save(path, self.config, variables, tokenizer_path(self.config))
+
+  # --- data --------------------------------------------------------------------------------------------------------
+  def _source(self, split: str):
+    return tfds.data_source(self.config.data.name, split=split, data_dir=self.config.data.data_dir)
+
+  @functools.cached_property
+  def distractors(self) -> tuple[str, ...]:
+    """Rare words of the training split: the distractor pool of biasing lists."""
+    source = self._source(self.config.data.train_split)
+    words = {w for i in range(len(source)) for w in _text(source[i]["rare_words"]).split()}
+    return tuple(sorted(words))
+
+  def train_dataset(self, seed: int):
+    data, p = self.config.data, self.config.prompts
+    local_batch = int(self.config.train.batch_size) // jax.process_count()
+    batcher = TrainingBatch(tokenizer_path(self.config), self.max_tokens, self.max_prompt_bytes,
+                            tuple(sorted(dict(p.style_weights).items())), float(p.canonical_prob), p.content,
+                            self.distractors if p.content == "mix" else ())
+    ds = (pipeline.host_shard(self._source(data.train_split), data.name).seed(seed).shuffle().repeat(None)
+          .map(DecodeSpeech(self.max_samples, self.sample_rate, data.name))
+          .batch(local_batch, drop_remainder=True, batch_fn=list)
+          .random_map(batcher))
+    return ds.to_iter_dataset()
+
+  # --- evaluation --------------------------------------------------------------------------------------------------
+  def eval_examples(self) -> list[dict]:
+    data = self.config.data
+    source = pipeline.host_shard(self._source(data.eval_split), data.name)
+    limit = int(self.config.eval.max_examples) or len(source)
+    decode = DecodeSpeech(self.max_samples, self.sample_rate, data.name)
+    return [decode(source[i]) for i in range(min(limit, len(source)))]
+
+  def transcribe_batches(self, predict_fn: Callable, examples: list[dict], prompt_pairs: list[tuple[str, str]]
+                         ) -> list[str]:
+    """Greedy transcripts of ``examples`` with one ``(style prompt, content prompt)`` each."""
+    local_batch = int(self.config.eval.batch_size) // jax.process_count()
+    hyps: list[str] = []
+    for start in range(0, len(examples), local_batch):
+      rows = examples[start:start + local_batch]
+      pairs = prompt_pairs[start:start + local_batch]
+      valid = np.zeros(local_batch, bool)
+      valid[:len(rows)] = True
+      rows = rows + [rows[-1]] * (local_batch - len(rows))
+      pairs = pairs + [pairs[-1]] * (local_batch - len(pairs))
+      ids, lengths, style_lengths = prompts.encode_prompts(pairs, self.max_prompt_bytes)
+      out = predict_fn({**_stack_waves(rows), "prompt_ids": ids, "prompt_lengths": lengths,
+                        "style_lengths": style_lengths, "valid": valid})
+      for b in range(int(valid.sum())):
+        hyps.append(self.tokenizer.decode(out["tokens"][b][out["emitted"][b]].tolist()))
+    return hyps
+
+  def evaluate(self, predict_fn: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]) -> dict[str, float]:
+    examples = self.eval_examples()
+    results: dict[str, float] = {"eval/examples": len(examples)}
+    for n, condition in enumerate(self.config.eval.conditions):
+      rng = np.random.default_rng(n)
+      drawn = [eval_prompt(condition, e, rng, self.distractors) for e in examples]
+      hyps = self.transcribe_batches(predict_fn, examples, [(s, c) for _, s, c in drawn])
+      style = drawn[0][0] if drawn else "mixed-punc"
+      refs = [e["text"] for e in examples]
+      found, total = map(sum, zip(*[rare_word_hits(h, e["rare_words"]) for h, e in zip(hyps, examples)]))
+      results.update({
+          f"eval/{condition}/wer": wer([styles.normalize_for_wer(r) for r in refs],
+                                       [styles.normalize_for_wer(h) for h in hyps]),
+          f"eval/{condition}/styled_wer": wer([styles.apply_style(r, style) for r in refs], hyps),
+          f"eval/{condition}/style_ok": float(np.mean([styles.detect_style(h) == style for h in hyps])),
+          f"eval/{condition}/rare_word_recall": found / max(total, 1)})
+      if n == 0:
+        results["eval/wer"] = results[f"eval/{condition}/wer"]
+        self.last_hypotheses = list(zip(refs, hyps))
+    return results

@@ -1,0 +1,80 @@
+"""PromptASR end to end on real espeak-ng speech: train (smoke), evaluate, resume, export and transcribe."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import tensorflow_datasets as tfds
+
+from audiojax import config as config_lib
+from audiojax import asr_inference
+from audiojax.asr_inference import Transcriber
+from audiojax.data.builders import espeak_prompt
+from audiojax.train import loop
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  if shutil.which("espeak-ng") is None and shutil.which("apt-get") is None:
+    pytest.skip("neither espeak-ng nor apt-get is installed, so espeak-ng cannot be fetched")
+  root = str(tmp_path_factory.mktemp("tfds"))
+  espeak_prompt.EspeakPrompt(config="tiny", data_dir=root, file_format="array_record").download_and_prepare()
+  return root
+
+
+@pytest.fixture(scope="module")
+def workdir(data_dir, tmp_path_factory):
+  config = config_lib.load("experiments/prompt_asr/espeak.py:smoke")
+  config.data.data_dir = data_dir
+  wd = str(tmp_path_factory.mktemp("asr"))
+  result = loop.train(config, wd)
+  return wd, result
+
+
+def test_smoke_training_logs_losses_and_per_condition_metrics(workdir):
+  wd, result = workdir
+  records = [json.loads(line) for line in open(os.path.join(wd, "metrics.jsonl"))]
+  losses = [r for r in records if "rnnt_loss" in r]
+  assert losses and all(np.isfinite(r["loss"]) and r["ctc_feasible"] == 1.0 for r in losses)
+  ev = result["eval"]
+  assert ev["eval/examples"] == 8
+  for condition in ("mixed-punc/canonical/pre_text", "upper-no-punc/canonical/none"):
+    for metric in ("wer", "styled_wer", "style_ok", "rare_word_recall"):
+      assert 0.0 <= ev[f"eval/{condition}/{metric}"] <= 1.0 or metric.endswith("wer")
+  assert os.path.isfile(os.path.join(wd, "tokenizer.model"))
+
+
+def test_transcribe_cli_reads_the_workdir(workdir, data_dir, tmp_path):
+  wd, _ = workdir
+  wav = tmp_path / "long.wav"
+  # 20 s: three windows of the model's 8 s, so the long-file path (windows + history prompt) runs
+  rng = np.random.default_rng(0)
+  sf.write(wav, (rng.standard_normal(20 * 16000) * 0.01).astype(np.float32), 16000)
+  words = tmp_path / "words.txt"
+  words.write_text("Zorbakin\nKalavik\n")
+  env = {**os.environ, "PYTHONPATH": os.getcwd()}
+  out = subprocess.run([sys.executable, "-m", "audiojax", "transcribe", str(wav), "--checkpoint", wd,
+                        "--style-prompt", "upper-no-punc", "--biasing-list", str(words), "--beam", "2"],
+                       capture_output=True, text=True, env=env, check=False)
+  assert out.returncode == 0, out.stderr
+  assert out.stdout.startswith(f"{wav}\t")
+  bad = subprocess.run([sys.executable, "-m", "audiojax", "transcribe", str(wav), "--checkpoint", str(tmp_path)],
+                       capture_output=True, text=True, env=env, check=False)
+  assert bad.returncode == 2 and "tokenizer.model" in bad.stderr
+
+
+def test_exported_model_directory_transcribes_like_the_workdir(workdir, data_dir, tmp_path):
+  wd, _ = workdir
+  config = config_lib.restore(os.path.join(wd, "config.json"))
+  model, variables, _, _ = asr_inference.load(wd)
+  asr_inference.save(str(tmp_path / "model"), config, variables, os.path.join(wd, "tokenizer.model"))
+  source = tfds.data_source("espeak_prompt/tiny", split="test", data_dir=data_dir)
+  wave = source[0]["audio"].astype(np.float32) / 32768.0
+  texts = [Transcriber.from_checkpoint(path).transcribe_window(wave, "Mixed case.", "A prompt.")
+           for path in (wd, str(tmp_path / "model"))]
+  assert texts[0] == texts[1]
+

@@ -1,0 +1,109 @@
+"""PromptASR model: the prompt path's invariances, padding, the training batch maths and WER."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from audiojax.eval.wer import edit_distance, wer
+from audiojax.models import prompt_asr
+from audiojax.tasks.asr import predictor_contexts, rare_word_hits
+from audiojax.text import prompts
+
+SMALL = dict(num_layers=2, embed_dim=64, num_heads=2, ff_dim=128, text_dim=48, text_layers=1, text_heads=2,
+             pred_dim=32, joiner_dim=32, conv_kernel=7)
+
+
+@pytest.fixture(scope="module")
+def setup():
+  model = prompt_asr.Model("tiny", vocab_size=40, **SMALL)
+  rng = np.random.default_rng(0)
+  wave = (rng.standard_normal((3, 12000)) * 0.1).astype(np.float32)
+  wave_lengths = np.array([12000, 7000, 9100], np.int32)
+  wave[1, 7000:] = 0.0
+  wave[2, 9100:] = 0.0
+  ids, lengths, style_lengths = prompts.encode_prompts(
+      [("UPPER CASE", "the story of Zorbakin"), ("Mixed, case.", "Tom"), ("", "")], 64)
+  variables = jax.jit(model.init)({"params": jax.random.key(0), "dropout": jax.random.key(1)}, wave, wave_lengths,
+                                  ids, lengths, style_lengths)
+  return model, variables, wave, wave_lengths, ids, lengths, style_lengths
+
+
+def _speech(model, variables, wave, wave_lengths, memory, memory_lengths):
+  return _apply(model, "encode_speech")(variables, wave, wave_lengths, memory, memory_lengths)[0]
+
+
+_JITTED = {}
+
+
+def _apply(model, method):
+  """``model.apply(..., method=method)`` compiled once per (model, method) and shape."""
+  key = (id(model), method)
+  if key not in _JITTED:
+    _JITTED[key] = jax.jit(lambda variables, *args: model.apply(variables, *args, method=method))
+  return _JITTED[key]
+
+
+def test_zero_memory_is_exactly_no_memory(setup):
+  model, variables, wave, wl, ids, lengths, sl = setup
+  memory = _apply(model, "encode_prompt")(variables, ids, lengths, sl)
+  none = _speech(model, variables, wave, wl, None, None)
+  zero = _speech(model, variables, wave, wl, jnp.zeros_like(memory), lengths)
+  empty = _speech(model, variables, wave, wl, memory, jnp.zeros_like(lengths))  # an all-masked prompt
+  assert bool(jnp.all(zero == none)) and bool(jnp.all(empty == none))
+  assert not bool(jnp.any(jnp.isnan(empty)))
+  with_prompt = _speech(model, variables, wave, wl, memory, lengths)
+  assert float(jnp.max(jnp.abs(with_prompt[0] - none[0]))) > 1e-3  # the prompt is used
+
+
+def test_masked_prompt_padding_changes_nothing(setup):
+  model, variables, wave, wl, ids, lengths, sl = setup
+  memory = _apply(model, "encode_prompt")(variables, ids, lengths, sl)
+  padded_ids = np.asarray(ids).copy()
+  for b, n in enumerate(np.asarray(lengths)):
+    padded_ids[b, n:] = np.random.default_rng(b).integers(0, 256, padded_ids.shape[1] - n)
+  memory2 = _apply(model, "encode_prompt")(variables, padded_ids, lengths, sl)
+  np.testing.assert_allclose(memory, memory2, atol=1e-6)
+  np.testing.assert_allclose(_speech(model, variables, wave, wl, memory, lengths),
+                             _speech(model, variables, wave, wl, memory2, lengths), atol=1e-5)
+
+
+def test_batched_equals_alone(setup):
+  model, variables, wave, wl, ids, lengths, sl = setup
+  memory = _apply(model, "encode_prompt")(variables, ids, lengths, sl)
+  batched, enc_lengths = _apply(model, "encode_speech")(variables, wave, wl, memory, lengths)
+  n, m = int(wl[1]), int(lengths[1])
+  alone, alone_lengths = _apply(model, "encode_speech")(variables, wave[1:2, :n], wl[1:2], memory[1:2, :m],
+                                                        lengths[1:2])
+  assert int(alone_lengths[0]) == int(enc_lengths[1]) == alone.shape[1]
+  np.testing.assert_allclose(alone[0], batched[1, :alone.shape[1]], atol=2e-5)
+  assert bool(jnp.all(batched[1, alone.shape[1]:] == 0))
+
+
+def test_memory_dropout_drops_whole_prompts(setup):
+  model, variables, wave, wl, ids, lengths, sl = setup
+  dropping = prompt_asr.Model("tiny", vocab_size=40, **SMALL, memory_dropout=1.0, dropout=0.0, spec_augment=False)
+  out = jax.jit(lambda v: dropping.apply(v, wave, wl, ids, lengths, sl, train=True,
+                                         rngs={"dropout": jax.random.key(3)}))(variables)
+  none = _speech(model, variables, wave, wl, None, None)
+  np.testing.assert_allclose(out["encoder_out"], none, atol=1e-5)
+
+
+def test_subsampled_lengths_match_the_encoder():
+  frames = jnp.arange(1, 60)
+  expected = [int(np.ceil(np.ceil(t / 2) / 2)) for t in range(1, 60)]
+  assert prompt_asr.subsampled_lengths(frames).tolist() == expected
+
+
+def test_predictor_contexts_are_the_previous_tokens():
+  labels = jnp.array([[5, 6, 7], [8, 9, 0]])
+  ctx = predictor_contexts(labels, 2)
+  assert ctx.shape == (2, 4, 2)
+  assert ctx[0].tolist() == [[0, 0], [0, 5], [5, 6], [6, 7]]
+  assert ctx[1, :3].tolist() == [[0, 0], [0, 8], [8, 9]]
+
+
+def test_wer_and_rare_word_hits():
+  assert edit_distance("a b c d".split(), "a x c".split()) == 2
+  assert wer(["a b c d", "e f"], ["a x c", "e f g"]) == pytest.approx(3 / 6)
+  assert rare_word_hits("I met ZORBAKIN today.", "Zorbakin") == (1, 1)
+  assert rare_word_hits("I met Zorbakyn today.", "Zorbakin") == (0, 1)
