@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import fcntl
 import functools
 import os
 import re
 import shutil
 import subprocess
+import threading
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
@@ -118,16 +120,9 @@ def _check_runs(espeak: Espeak) -> None:
                     f"{_INSTALL_HINT}")
 
 
-@functools.cache
-def find_espeak(cache_dir: str | None = None) -> Espeak:
-  """The system espeak-ng, or one fetched into ``cache_dir`` (default ``~/.cache/audiojax/espeak``) on first use.
-
-  Raises UserError when apt is missing or fails, or when the fetched binary does not run.
-  """
-  system = shutil.which("espeak-ng")
-  if system is not None:
-    return Espeak(system, None)
-  cache_dir = cache_dir or os.path.join(default_cache_dir(), "espeak")
+def _fetch(cache_dir: str) -> tuple[str, list[str]]:
+  """Fetches and unpacks espeak-ng and its missing dependencies into ``cache_dir`` unless done before; returns the
+  unpacked root and the package names."""
   listing = os.path.join(cache_dir, "packages.txt")  # the packages fetched, once all were unpacked
   if os.path.exists(listing):
     with open(listing, encoding="utf-8") as f:
@@ -142,6 +137,32 @@ def find_espeak(cache_dir: str | None = None) -> Espeak:
   if not os.path.exists(listing):
     with open(listing, "w", encoding="utf-8") as f:
       f.write("\n".join(packages) + "\n")
+  return root, packages
+
+
+_FIND_LOCK = threading.Lock()
+
+
+def find_espeak(cache_dir: str | None = None) -> Espeak:
+  """The system espeak-ng, or one fetched into ``cache_dir`` (default ``~/.cache/audiojax/espeak``) on first use.
+
+  Safe to call from many threads and processes at once: one of them fetches, the others wait for it. Raises
+  UserError when apt is missing or fails, or when the fetched binary does not run.
+  """
+  with _FIND_LOCK:
+    return _find_espeak(cache_dir)
+
+
+@functools.cache
+def _find_espeak(cache_dir: str | None) -> Espeak:
+  system = shutil.which("espeak-ng")
+  if system is not None:
+    return Espeak(system, None)
+  cache_dir = cache_dir or os.path.join(default_cache_dir(), "espeak")
+  os.makedirs(cache_dir, exist_ok=True)
+  with open(os.path.join(cache_dir, ".lock"), "w") as lock:  # another process may be fetching into the same cache
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    root, packages = _fetch(cache_dir)
   binary = os.path.join(root, "espeak-ng", "usr", "bin", "espeak-ng")
   data = [os.path.dirname(folder) for folder, _, files in os.walk(os.path.join(root, "espeak-ng-data"))
           if os.path.basename(folder) == "espeak-ng-data" and "phontab" in files]
@@ -155,6 +176,9 @@ def find_espeak(cache_dir: str | None = None) -> Espeak:
   espeak = Espeak(binary, env)
   _check_runs(espeak)
   return espeak
+
+
+find_espeak.cache_clear = _find_espeak.cache_clear  # forget what was found (tests)
 
 
 def _run(espeak: Espeak, args: list[str], text: str) -> bytes:
