@@ -51,7 +51,7 @@ def test_smoke_training_logs_losses_and_per_condition_metrics(workdir):
 def test_transcribe_cli_reads_the_workdir(workdir, data_dir, tmp_path):
   wd, _ = workdir
   wav = tmp_path / "long.wav"
-  # 20 s: three windows of the model's 8 s, so the long-file path (windows + history prompt) runs
+  # 20 s: three windows of the model's 7.5 s, so the long-file path (windows + history prompt) runs
   rng = np.random.default_rng(0)
   sf.write(wav, (rng.standard_normal(20 * 16000) * 0.01).astype(np.float32), 16000)
   words = tmp_path / "words.txt"
