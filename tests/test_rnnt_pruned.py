@@ -12,6 +12,7 @@ import pytest
 
 from audiojax.errors import UserError
 from audiojax.objectives import rnnt
+from jaxpr_sizes import max_intermediate_size
 
 
 def _log_softmax(x):
@@ -302,20 +303,6 @@ def test_infeasible_rows_are_zero_and_get_no_gradient():
   assert np.isfinite(np.asarray(g_enc)).all() and np.asarray(g_enc)[1].any()
 
 
-def _max_intermediate_size(jaxpr):
-  """Largest number of elements of any value in a jaxpr, sub-jaxprs (scan/cond/remat bodies) included."""
-  biggest = 0
-  for eqn in jaxpr.eqns:
-    for var in eqn.outvars:
-      biggest = max(biggest, math.prod(getattr(var.aval, "shape", ())))
-    for param in eqn.params.values():
-      for sub in param if isinstance(param, (tuple, list)) else (param,):
-        sub = getattr(sub, "jaxpr", sub)
-        if hasattr(sub, "eqns"):
-          biggest = max(biggest, _max_intermediate_size(sub))
-  return biggest
-
-
 def test_the_gradient_never_holds_a_full_lattice_of_logits():
   rng = np.random.default_rng(7)
   batch, frames, num_labels, vocab = 2, 48, 19, 40
@@ -332,8 +319,8 @@ def test_the_gradient_never_holds_a_full_lattice_of_logits():
 
   traced_dense = jax.jit(jax.grad(dense, argnums=(0, 1, 2))).trace(params, enc, pred)
   traced = jax.jit(jax.grad(pruned, argnums=(0, 1, 2, 3, 4))).trace(params, enc, pred, am, lm)
-  assert _max_intermediate_size(traced_dense.jaxpr.jaxpr) >= full  # the check can fail
-  assert _max_intermediate_size(traced.jaxpr.jaxpr) <= full // 4
+  assert max_intermediate_size(traced_dense.jaxpr.jaxpr) >= full  # the check can fail
+  assert max_intermediate_size(traced.jaxpr.jaxpr) <= full // 4
 
 
 def test_bad_arguments_are_user_errors():

@@ -124,6 +124,12 @@ def cached_attention(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, lengt
                        precision)
 
 
+def _param(module: nn.Module, name: str, init: Any, shape: tuple[int, ...],
+           axes: tuple[str | None, ...]) -> jax.Array:
+  """``module.param`` whose value carries the logical axis names ``axes``."""
+  return module.param(name, nn.with_logical_partitioning(init, axes), shape)
+
+
 class SelfAttention(nn.Module):
   """Multi-head self-attention with a fused qkv projection (timm/CED layout).
 
@@ -138,22 +144,20 @@ class SelfAttention(nn.Module):
   dtype: Any = jnp.float32
   kernel_init: Any = nn.initializers.truncated_normal(0.02)
 
-  def _param(self, name: str, init: Any, shape: tuple[int, ...], axes: tuple[str | None, ...]) -> jax.Array:
-    return self.param(name, nn.with_logical_partitioning(init, axes), shape)
-
   @nn.compact
   def __call__(self, x: jax.Array, lengths: jax.Array | None = None) -> jax.Array:
     d, h, dh = x.shape[-1], self.num_heads, self.head_dim
-    qkv_kernel = self._param("qkv_kernel", self.kernel_init, (d, 3, h, dh), ("embed", None, "heads", "kv"))
+    qkv_kernel = _param(self, "qkv_kernel", self.kernel_init, (d, 3, h, dh), ("embed", None, "heads", "kv"))
     qkv = jnp.einsum("bnd,dkhe->bnkhe", x.astype(self.dtype), qkv_kernel.astype(self.dtype))
     if self.qkv_bias:
-      qkv = qkv + self._param("qkv_bias", nn.initializers.zeros, (3, h, dh), (None, "heads", "kv")).astype(self.dtype)
+      bias = _param(self, "qkv_bias", nn.initializers.zeros, (3, h, dh), (None, "heads", "kv"))
+      qkv = qkv + bias.astype(self.dtype)
     qkv = nn.with_logical_constraint(qkv, ("act_batch", "act_length", None, "act_heads", "act_kv"))
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
     out = attention(q, k, v, q_lengths=lengths, kv_lengths=lengths, impl=self.impl)
-    proj_kernel = self._param("proj_kernel", self.kernel_init, (h, dh, d), ("heads", "kv", "embed"))
+    proj_kernel = _param(self, "proj_kernel", self.kernel_init, (h, dh, d), ("heads", "kv", "embed"))
     out = jnp.einsum("bnhe,hed->bnd", out, proj_kernel.astype(self.dtype))
-    out = out + self._param("proj_bias", nn.initializers.zeros, (d,), ("embed",)).astype(self.dtype)
+    out = out + _param(self, "proj_bias", nn.initializers.zeros, (d,), ("embed",)).astype(self.dtype)
     return nn.with_logical_constraint(out, ("act_batch", "act_length", "act_embed"))
 
 
@@ -173,18 +177,15 @@ class CrossAttention(nn.Module):
   dtype: Any = jnp.float32
   kernel_init: Any = nn.initializers.truncated_normal(0.02)
 
-  def _param(self, name: str, init: Any, shape: tuple[int, ...], axes: tuple[str | None, ...]) -> jax.Array:
-    return self.param(name, nn.with_logical_partitioning(init, axes), shape)
-
   @nn.compact
   def __call__(self, x: jax.Array, memory: jax.Array, memory_lengths: jax.Array | None = None) -> jax.Array:
     d, dm, h, dh = x.shape[-1], memory.shape[-1], self.num_heads, self.head_dim
     project = lambda t, name, dim: jnp.einsum(
         "bnd,dhe->bnhe", t.astype(self.dtype),
-        self._param(name, self.kernel_init, (dim, h, dh), ("embed", "heads", "kv")).astype(self.dtype))
-    q = project(x, "q_kernel", d) + self._param("q_bias", nn.initializers.zeros, (h, dh), ("heads", "kv"))
+        _param(self, name, self.kernel_init, (dim, h, dh), ("embed", "heads", "kv")).astype(self.dtype))
+    q = project(x, "q_kernel", d) + _param(self, "q_bias", nn.initializers.zeros, (h, dh), ("heads", "kv"))
     k, v = project(memory, "k_kernel", dm), project(memory, "v_kernel", dm)
     out = attention(q.astype(self.dtype), k, v, kv_lengths=memory_lengths, impl=self.impl)
-    out_kernel = self._param("out_kernel", self.kernel_init, (h, dh, d), ("heads", "kv", "embed"))
+    out_kernel = _param(self, "out_kernel", self.kernel_init, (h, dh, d), ("heads", "kv", "embed"))
     out = jnp.einsum("bnhe,hed->bnd", out, out_kernel.astype(self.dtype))
     return nn.with_logical_constraint(out, ("act_batch", "act_length", "act_embed"))
