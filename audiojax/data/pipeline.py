@@ -19,6 +19,14 @@ from audiojax.audio.io import from_pcm16
 from audiojax.errors import UserError
 
 
+def check_sample_rate(example: dict, sample_rate: int, dataset: str) -> None:
+  """UserError unless ``example`` holds audio at the model's ``sample_rate``."""
+  rate = int(example["sample_rate"])
+  if rate != sample_rate:
+    raise UserError(f"dataset '{dataset}' holds {rate} Hz audio but the model expects {sample_rate} Hz; "
+                    f"rebuild the dataset at {sample_rate} Hz")
+
+
 @dataclasses.dataclass(frozen=True)
 class Decode:
   """Example dict → ``{"wave" (L,), "labels" (C,)}``: int16 → float32, label indices → multi-hot."""
@@ -28,10 +36,7 @@ class Decode:
   dataset: str
 
   def __call__(self, example: dict) -> dict:
-    rate = int(example["sample_rate"])
-    if rate != self.sample_rate:
-      raise UserError(f"dataset '{self.dataset}' holds {rate} Hz audio but the model expects {self.sample_rate} Hz; "
-                      f"rebuild the dataset at {self.sample_rate} Hz")
+    check_sample_rate(example, self.sample_rate, self.dataset)
     labels = np.zeros(self.num_classes, np.float32)
     labels[np.asarray(example["labels"], np.int64)] = 1.0
     return {"wave": from_pcm16(example["audio"]), "labels": labels}

@@ -101,10 +101,7 @@ class DecodeSpeech:
   dataset: str
 
   def __call__(self, example: dict) -> dict:
-    rate = int(example["sample_rate"])
-    if rate != self.sample_rate:
-      raise UserError(f"dataset '{self.dataset}' holds {rate} Hz audio but the model expects {self.sample_rate} Hz; "
-                      f"rebuild it at {self.sample_rate} Hz")
+    pipeline.check_sample_rate(example, self.sample_rate, self.dataset)
     wave = from_pcm16(example["audio"])
     if wave.shape[0] > self.max_samples:
       raise UserError(f"utterance '{_text(example['id'])}' of dataset '{self.dataset}' is "
