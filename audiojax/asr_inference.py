@@ -23,20 +23,35 @@ from audiojax.audio.io import stream_audio
 from audiojax.decode.context_graph import ContextGraph
 from audiojax.decode.transducer import greedy_search, modified_beam_search
 from audiojax.errors import UserError
+from audiojax.models import bert as bert_lib
 from audiojax.models import prompt_asr
-from audiojax.text import prompts, styles
+from audiojax.text import styles, wordpiece
 from audiojax.text.tokenizer import Tokenizer
 
 FAMILY = "prompt_asr"
 TOKENIZER_FILE = "tokenizer.model"
+BERT_VOCAB_DIR = "bert_vocab"  # a BERT prompt encoder's vocab.txt + tokenizer_config.json (its weights: "frozen")
+
+
+def prompt_encoding(settings: dict[str, Any]) -> wordpiece.PromptEncoding:
+  """The prompt encoding the model was trained with: UTF-8 bytes, or WordPiece of its BERT (``vocab_dir``)."""
+  if settings.get("vocab_dir"):
+    return wordpiece.PromptEncoding(int(settings["max_prompt_tokens"]), settings["vocab_dir"])
+  return wordpiece.PromptEncoding(int(settings["max_prompt_bytes"]))
 
 
 def save(path: str, config: Any, variables: Any, tokenizer_file: str) -> None:
   """Writes a model directory: constructor arguments, variables and the tokenizer."""
   meta = {"variant": config.model.variant, "overrides": dict(config.model.get("overrides", {}) or {}),
           "max_seconds": float(config.data.max_seconds), "max_prompt_bytes": int(config.data.max_prompt_bytes)}
+  bert_dir = config.model.bert_dir if config.model.get("text_encoder", "bytes") == "bert" else ""
+  if bert_dir:
+    meta.update(text_encoder="bert", bert=bert_lib.load_config(bert_dir).to_dict(),
+                max_prompt_tokens=int(config.data.get("max_prompt_tokens", 128)))
   model_dir.save(path, FAMILY, meta, variables, None)
   shutil.copyfile(tokenizer_file, os.path.join(path, TOKENIZER_FILE))
+  if bert_dir:
+    wordpiece.WordPiece.from_dir(bert_dir).save(os.path.join(path, BERT_VOCAB_DIR))
 
 
 def load(path: str) -> tuple[prompt_asr.PromptASR, dict, Tokenizer, dict[str, Any]]:
@@ -48,8 +63,12 @@ def load(path: str) -> tuple[prompt_asr.PromptASR, dict, Tokenizer, dict[str, An
   tokenizer = Tokenizer(tokenizer_file)
   if model_dir.is_model_dir(path):
     meta = model_dir.read_meta(path, FAMILY)
-    model = prompt_asr.Model(meta["variant"], vocab_size=tokenizer.vocab_size, **meta["overrides"])
+    overrides = dict(meta["overrides"])
     settings = {"max_seconds": meta["max_seconds"], "max_prompt_bytes": meta["max_prompt_bytes"]}
+    if meta.get("text_encoder") == "bert":
+      overrides.update(text_encoder="bert", bert=bert_lib.BertConfig(**meta["bert"]))
+      settings.update(vocab_dir=os.path.join(path, BERT_VOCAB_DIR), max_prompt_tokens=meta["max_prompt_tokens"])
+    model = prompt_asr.Model(meta["variant"], vocab_size=tokenizer.vocab_size, **overrides)
     abstract = nn.meta.unbox(jax.eval_shape(lambda: _init(model, settings)))
     return model, model_dir.restore_variables(path, abstract), tokenizer, settings
   config_file = os.path.join(path, "config.json")
@@ -57,17 +76,23 @@ def load(path: str) -> tuple[prompt_asr.PromptASR, dict, Tokenizer, dict[str, An
     raise UserError(f"'{path}' is neither a model directory nor a training workdir (no model.json or config.json)")
   from audiojax.train import loop  # the trainer restores its own checkpoints
   config = config_lib.restore(config_file)
+  from audiojax.tasks.asr import BERT_DIR
+  bert = config.model.get("text_encoder", "bytes") == "bert"
   with config.unlocked():
     config.tokenizer.path = tokenizer_file
+    if bert and os.path.isdir(os.path.join(path, BERT_DIR)):  # the copy training made: the workdir is self-contained
+      config.model.bert_dir = os.path.join(path, BERT_DIR)
   trainer, state, _ = loop.load_for_inference(path, config)
   settings = {"max_seconds": float(config.data.max_seconds), "max_prompt_bytes": int(config.data.max_prompt_bytes)}
+  if bert:
+    settings.update(vocab_dir=config.model.bert_dir, max_prompt_tokens=int(config.data.get("max_prompt_tokens", 128)))
   variables = jax.device_get({"params": state.params, **state.model_state})
   return trainer.task.model, variables, tokenizer, settings
 
 
 def _init(model: prompt_asr.PromptASR, settings: dict[str, Any]) -> dict:
   samples = int(settings["max_seconds"] * prompt_asr.SAMPLE_RATE)
-  ids = jnp.zeros((1, settings["max_prompt_bytes"]), jnp.int32)
+  ids = jnp.zeros((1, prompt_encoding(settings).max_length), jnp.int32)
   one = jnp.ones((1,), jnp.int32)
   return model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)}, jnp.zeros((1, samples)),
                     one * samples, ids, one, one)
@@ -93,7 +118,7 @@ class Transcriber:
   def __init__(self, model: prompt_asr.PromptASR, variables: dict, tokenizer: Tokenizer, settings: dict[str, Any]):
     self.model, self.variables, self.tokenizer = model, variables, tokenizer
     self.window = int(settings["max_seconds"] * prompt_asr.SAMPLE_RATE)
-    self.max_prompt_bytes = int(settings["max_prompt_bytes"])
+    self.encode_prompts = prompt_encoding(settings)
     # stable callables, so the decoders' compiled steps are reused across windows
     self.predictor = jax.jit(functools.partial(_predict, model, variables))
     self.joiner = jax.jit(functools.partial(_join, model, variables))
@@ -113,17 +138,29 @@ class Transcriber:
   def transcribe_window(self, wave: np.ndarray, style_prompt: str, content_prompt: str, *, beam: int = 1,
                         graph: ContextGraph | None = None) -> str:
     """One window ``wave (L,)`` with ``L ≤ window`` → text."""
-    padded = np.zeros((1, self.window), np.float32)
-    padded[0, :wave.shape[0]] = wave
-    ids, length, style_length = prompts.encode_prompt(style_prompt, content_prompt, self.max_prompt_bytes)
-    enc, lengths = self._encode(self.variables, padded, np.asarray([wave.shape[0]], np.int32), ids[None],
-                                np.asarray([length], np.int32), np.asarray([style_length], np.int32))
-    if beam == 1 and graph is None:
-      tokens = greedy_search(enc, lengths, self.predictor, self.joiner, context_size=self.model.context_size)[0]
+    return self.transcribe_batch([wave], [(style_prompt, content_prompt)], beam=beam, graphs=[graph])[0]
+
+  def transcribe_batch(self, waves: list[np.ndarray], prompt_pairs: list[tuple[str, str]], *, beam: int = 1,
+                       graphs: list[ContextGraph | None] | None = None) -> list[str]:
+    """Windows ``waves[i] (L_i,)``, each ``L_i ≤ window``, with one ``(style prompt, content prompt)`` and optionally
+    one hotword graph each → their texts. Greedy search when ``beam == 1`` and no graph, else modified beam search."""
+    if len(prompt_pairs) != len(waves) or (graphs is not None and len(graphs) != len(waves)):
+      raise UserError(f"transcribe_batch: {len(waves)} waves need as many prompt pairs (got {len(prompt_pairs)}) "
+                      f"and graphs")
+    padded = np.zeros((len(waves), self.window), np.float32)
+    for i, wave in enumerate(waves):
+      if wave.shape[0] > self.window:
+        raise UserError(f"window {i} has {wave.shape[0]} samples, more than the model's {self.window}; cut it")
+      padded[i, :wave.shape[0]] = wave
+    ids, lengths, style_lengths = self.encode_prompts(prompt_pairs)
+    enc, enc_lengths = self._encode(self.variables, padded, np.asarray([w.shape[0] for w in waves], np.int32), ids,
+                                    lengths, style_lengths)
+    if beam == 1 and not any(g is not None for g in graphs or []):
+      tokens = greedy_search(enc, enc_lengths, self.predictor, self.joiner, context_size=self.model.context_size)
     else:
-      tokens = modified_beam_search(enc, lengths, self.predictor, self.joiner, beam=max(beam, 1),
-                                    context_size=self.model.context_size, context_graph=graph)[0]
-    return self.tokenizer.decode(tokens)
+      tokens = modified_beam_search(enc, enc_lengths, self.predictor, self.joiner, beam=max(beam, 1),
+                                    context_size=self.model.context_size, context_graph=graphs)
+    return [self.tokenizer.decode(t) for t in tokens]
 
   def transcribe_file(self, path: str, *, style_prompt: str | None = None, content_prompt: str = "",
                       biasing_words: list[str] | None = None, beam: int = 1, boost: float = 2.0) -> str:

@@ -102,15 +102,35 @@ def _data(args: argparse.Namespace, overrides: list[str]) -> None:
 
 
 def _convert(args: argparse.Namespace, overrides: list[str]) -> None:
+  _no_overrides(overrides)
+  if args.family == "bert":
+    _convert_bert(args)
+    return
   from audiojax.convert import ced as convert_ced
 
-  _no_overrides(overrides)
+  if not args.torch_checkpoint:
+    raise UserError("convert ced needs --torch-checkpoint (the released .pt or model.safetensors)")
   model, count = convert_ced.convert(args.torch_checkpoint, args.out, args.variant, args.labels)
   if not args.labels:
     print("note: no --labels given; classes are named class_0.. (pass AudioSet's class_labels_indices.csv)",
           file=sys.stderr)
   print(f"converted CED (width {model.embed_dim}, depth {model.depth}, {count:,} parameters, {model.num_classes} "
         f"classes) from {args.torch_checkpoint} to {args.out}")
+
+
+def _convert_bert(args: argparse.Namespace) -> None:
+  from audiojax.convert import bert as convert_bert
+
+  if not args.hf_dir:
+    raise UserError("convert bert needs --hf-dir: the local Hugging Face BERT directory (config.json, vocab.txt, "
+                    "model.safetensors or pytorch_model.bin)")
+  for flag, value in (("--torch-checkpoint", args.torch_checkpoint), ("--variant", args.variant),
+                      ("--labels", args.labels)):
+    if value:
+      raise UserError(f"{flag} is for 'convert ced'; 'convert bert' reads everything from --hf-dir")
+  config, count = convert_bert.convert(args.hf_dir, args.out)
+  print(f"converted BERT ({config.num_hidden_layers} layers of width {config.hidden_size}, {count:,} parameters; "
+        f"pooler and task heads not used) from {args.hf_dir} to {args.out}")
 
 
 def _probe(args: argparse.Namespace, overrides: list[str]) -> None:
@@ -195,8 +215,12 @@ def parser() -> argparse.ArgumentParser:
   d.set_defaults(fn=_data)
 
   c = sub.add_parser("convert", help="convert a published PyTorch checkpoint into an audiojax model directory")
-  c.add_argument("family", choices=("ced",))
-  c.add_argument("--torch-checkpoint", required=True, help=".pt/.pth/.bin (read with weights_only) or .safetensors")
+  c.add_argument("family", choices=("ced", "bert"))
+  c.add_argument("--torch-checkpoint", default=None,
+                 help="ced: .pt/.pth/.bin (read with weights_only) or .safetensors")
+  c.add_argument("--hf-dir", default=None,
+                 help="bert: a local Hugging Face BERT directory (config.json, vocab.txt, model.safetensors or "
+                      "pytorch_model.bin), e.g. bert-base-cased for PromptASR's config.model.bert_dir")
   c.add_argument("--variant", choices=("tiny", "mini", "small", "base"), default=None,
                  help="checked against the checkpoint's width (inferred when omitted)")
   c.add_argument("--out", required=True, help="model directory to write (use it as --checkpoint of tag)")

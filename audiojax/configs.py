@@ -104,6 +104,9 @@ def asr_base() -> ml_collections.ConfigDict:
   c.data.max_seconds = 8.0  # utterances are zero-padded to this (longer ones are an error, never cut)
   c.data.max_tokens = 64  # BPE tokens per transcript
   c.data.max_prompt_bytes = 256  # style [SEP] content, UTF-8 bytes; content keeps its end
+  c.data.max_prompt_tokens = 128  # the same in WordPiece tokens, with text_encoder="bert"
+  c.model.text_encoder = "bytes"  # "bytes": trainable byte encoder; "bert": frozen BERT (python -m audiojax convert bert)
+  c.model.bert_dir = ""  # the converted BERT, for text_encoder="bert"
   del c.data["clip_seconds"]
   c.prompts = ml_collections.ConfigDict()
   c.prompts.style_weights = {"mixed-punc": 0.5, "upper-no-punc": 0.5}

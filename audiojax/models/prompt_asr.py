@@ -9,6 +9,11 @@ trainable transformer; a learned *style indicator* vector is added on the style 
 utterance's memory with probability ``memory_dropout`` during training; because the cross-attention key/value/output
 projections are bias-free, a zero memory is exactly "no prompt".
 
+``text_encoder="bert"`` replaces the byte encoder with the recipe's: a frozen pretrained BERT
+(:mod:`audiojax.models.bert`; ``bert`` gives its config) reading WordPiece ids of ``[CLS] style [SEP] content [SEP]``
+(:mod:`audiojax.text.wordpiece`), its weights in the non-trainable ``"frozen"`` variable collection (optimizers see
+only ``"params"``; its output is under ``stop_gradient``), plus the trainable style indicator on its output.
+
 Heads: a stateless predictor (embedding of the last ``context_size`` tokens → Dense → ReLU), a joiner
 (``tanh(enc_proj(enc) + pred_proj(pred)) → Dense(V)``) for the RNN-T loss, the two vocabulary projections of the
 pruned loss's "simple" additive joiner, and a CTC head, all over one BPE vocabulary whose id 0 is the blank.
@@ -25,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from audiojax.audio import features
+from audiojax.errors import UserError
+from audiojax.models import bert as bert_lib
 from audiojax.nn.conformer import ConformerBlock, dense, length_mask
 from audiojax.nn.transformer import EncoderBlock, layer_norm
 
@@ -32,6 +39,8 @@ SAMPLE_RATE = 16000
 HOP = 160  # 10 ms frames
 N_MELS = 80
 SUBSAMPLING = 4
+FROZEN = "frozen"  # variable collection of the pretrained text encoder: never trained, but checkpointed and sharded
+TEXT_ENCODERS = ("bytes", "bert")
 
 VARIANTS = {
     # a CPU-sized model (3.87 M parameters with a 500-piece vocabulary) for the offline corpus and the tests
@@ -165,6 +174,28 @@ class PromptEncoder(nn.Module):
     return jnp.where(length_mask(lengths, m)[..., None], x, 0.0)
 
 
+class BertPromptEncoder(nn.Module):
+  """Frozen pretrained BERT + trainable style indicator (the recipe's): WordPiece ``ids (B, M)`` with valid
+  ``lengths (B,)`` and ``style_lengths (B,)`` → memory ``(B, M, H)`` = BERT's last hidden state (no gradient) plus
+  the indicator (init 0.5) on the first ``style_lengths`` positions, zero on padded positions."""
+
+  config: bert_lib.BertConfig
+  attention_impl: str = "auto"
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, ids: jax.Array, lengths: jax.Array, style_lengths: jax.Array) -> jax.Array:
+    hidden = bert_lib.Bert(self.config, collection=FROZEN, attention_impl=self.attention_impl, dtype=self.dtype,
+                           name="bert")(ids, lengths)
+    hidden = jax.lax.stop_gradient(hidden)
+    indicator = self.param("style_indicator", nn.with_logical_partitioning(nn.initializers.constant(0.5), ("embed",)),
+                           (self.config.hidden_size,))
+    m = ids.shape[1]
+    in_style = (jnp.arange(m)[None, :] < style_lengths[:, None])[..., None]
+    x = hidden + jnp.where(in_style, indicator, 0.0).astype(hidden.dtype)
+    return jnp.where(length_mask(lengths, m)[..., None], x, 0.0)
+
+
 class PromptASR(nn.Module):
   """The whole model; call sub-parts through ``model.apply(variables, ..., method=...)``:
 
@@ -196,6 +227,8 @@ class PromptASR(nn.Module):
   spec_augment: bool = True
   attention_impl: str = "auto"
   dtype: Any = jnp.float32
+  text_encoder: str = "bytes"  # "bytes": the trainable byte encoder; "bert": frozen pretrained BERT (needs `bert`)
+  bert: bert_lib.BertConfig | None = None
 
   def setup(self):
     crossing = set(range(self.num_layers) if self.cross_attention_layers is None else self.cross_attention_layers)
@@ -203,8 +236,14 @@ class PromptASR(nn.Module):
     self.layers = [ConformerBlock(self.num_heads, self.ff_dim, self.conv_kernel, cross_attention=i in crossing,
                                   dropout=self.dropout, attention_impl=self.attention_impl, dtype=self.dtype,
                                   name=f"layer{i}") for i in range(self.num_layers)]
-    self.prompt_encoder = PromptEncoder(self.prompt_vocab_size, self.max_prompt_length, self.text_dim,
-                                        self.text_layers, self.text_heads, self.attention_impl, self.dtype)
+    if self.text_encoder == "bytes":
+      self.prompt_encoder = PromptEncoder(self.prompt_vocab_size, self.max_prompt_length, self.text_dim,
+                                          self.text_layers, self.text_heads, self.attention_impl, self.dtype)
+    elif self.text_encoder == "bert" and self.bert is not None:
+      self.prompt_encoder = BertPromptEncoder(self.bert, self.attention_impl, self.dtype)
+    else:
+      raise UserError(f"PromptASR text_encoder '{self.text_encoder}' needs to be one of {TEXT_ENCODERS}; 'bert' also "
+                      f"needs the converted BERT's config (config.model.bert_dir)")
     self.pred_embed = nn.Embed(self.vocab_size, self.pred_dim, dtype=self.dtype,
                                embedding_init=nn.with_logical_partitioning(nn.initializers.normal(0.02),
                                                                            ("vocab", "embed")))

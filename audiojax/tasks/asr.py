@@ -5,6 +5,10 @@ Training batches (fixed shapes, one compilation)::
   wave (B, S) float32, wave_lengths (B,), labels (B, U) int32 (BPE ids, 0-padded), label_lengths (B,),
   prompt_ids (B, M) int32 (bytes of ``style [SEP] content``), prompt_lengths (B,), style_lengths (B,)
 
+With ``config.model.text_encoder = "bert"`` the prompt encoder is a frozen pretrained BERT converted into
+``config.model.bert_dir`` (``python -m audiojax convert bert``), and ``prompt_ids`` are its WordPiece ids of
+``[CLS] style [SEP] content [SEP]``, ``M = config.data.max_prompt_tokens``.
+
 Each utterance's target style, style prompt and content prompt are drawn as the recipe does
 (:func:`audiojax.text.prompts.sample_training_text`, then :func:`~audiojax.text.prompts.perturb_batch` over the
 batch), from a seed-derived generator, so the stream is a pure function of the seed and resumes exactly.
@@ -24,6 +28,7 @@ import os
 import shutil
 from typing import Any, Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -34,24 +39,58 @@ from audiojax.data import builders, pipeline
 from audiojax.decode.transducer import greedy_scan
 from audiojax.errors import UserError
 from audiojax.eval.wer import wer
+from audiojax.models import bert as bert_lib
 from audiojax.models import prompt_asr
 from audiojax.objectives.ctc import ctc_loss
 from audiojax.objectives.rnnt import rnnt_loss, rnnt_loss_pruned
-from audiojax.text import prompts, styles
+from audiojax.text import prompts, styles, wordpiece
 from audiojax.text.tokenizer import Tokenizer, train_bpe
 
 log = logging.getLogger("audiojax")
 TOKENIZER_FILE = "tokenizer.model"
+BERT_DIR = "bert"  # the converted BERT copied into a workdir
 
 
 def _text(value: Any) -> str:
   return value.decode("utf-8") if isinstance(value, (bytes, np.bytes_)) else str(value)
 
 
+def bert_dir(model_cfg: Any) -> str:
+  """``config.model.bert_dir`` (checked to be a converted BERT) when ``config.model.text_encoder`` is ``"bert"``;
+  ``""`` for the byte encoder."""
+  encoder = model_cfg.get("text_encoder", "bytes")
+  if encoder not in prompt_asr.TEXT_ENCODERS:
+    raise UserError(f"config.model.text_encoder '{encoder}' is unknown; use one of {prompt_asr.TEXT_ENCODERS}")
+  if encoder == "bytes":
+    return ""
+  path = model_cfg.get("bert_dir", "")
+  if not path:
+    raise UserError("config.model.text_encoder='bert' needs config.model.bert_dir: a directory made by "
+                    "'python -m audiojax convert bert --hf-dir HF_BERT_DIR --out DIR'")
+  bert_lib.load_config(path)  # a UserError unless converted
+  return path
+
+
 def model_from_config(model_cfg: Any, vocab_size: int) -> prompt_asr.PromptASR:
   overrides = dict(model_cfg.get("overrides", {}) or {})
+  if bert_dir(model_cfg):
+    overrides.update(text_encoder="bert", bert=bert_lib.load_config(model_cfg.bert_dir))
   return prompt_asr.Model(model_cfg.variant, vocab_size=vocab_size, dtype=jnp.dtype(model_cfg.dtype),
                           attention_impl=model_cfg.attention_impl, **overrides)
+
+
+def _load_into(boxed: Any, weights: Any, source: str) -> Any:
+  """``weights`` (plain arrays) into the structure of ``boxed`` (an init's variables, leaves possibly logical-axis
+  boxes), checking names and shapes."""
+  is_box = lambda x: isinstance(x, nn.meta.AxisMetadata)
+  want = {jax.tree_util.keystr(k): v.unbox().shape if is_box(v) else v.shape
+          for k, v in jax.tree_util.tree_flatten_with_path(boxed, is_leaf=is_box)[0]}
+  have = {jax.tree_util.keystr(k): np.shape(v) for k, v in jax.tree_util.tree_flatten_with_path(weights)[0]}
+  if want != have:
+    diff = sorted(set(want.items()) ^ set(have.items()))[:3]
+    raise UserError(f"the BERT weights in '{source}' do not fit the model ({diff}); convert the checkpoint again")
+  return jax.tree.map(lambda b, w: b.replace_boxed(jnp.asarray(w)) if is_box(b) else jnp.asarray(w), boxed, weights,
+                      is_leaf=is_box)
 
 
 def predictor_contexts(labels: jax.Array, context_size: int, blank_id: int = 0) -> jax.Array:
@@ -135,15 +174,20 @@ class TrainingBatch:
 
   tokenizer_file: str
   max_tokens: int
-  max_prompt_bytes: int
+  max_prompt_length: int  # prompt positions: UTF-8 bytes, or WordPiece tokens with a BERT
   style_weights: tuple[tuple[str, float], ...]
   canonical_prob: float
   content_mode: str  # "pre_text" or "mix" (pre_text or a biasing list, as the recipe's context-list variant)
   distractors: tuple[str, ...]
+  bert_dir: str = ""  # set: WordPiece prompts of this BERT
 
   @functools.cached_property
   def tokenizer(self) -> Tokenizer:
     return Tokenizer(self.tokenizer_file)
+
+  @functools.cached_property
+  def encode_prompts(self) -> wordpiece.PromptEncoding:
+    return wordpiece.PromptEncoding(self.max_prompt_length, self.bert_dir)
 
   def __call__(self, rows: list[dict], rng: np.random.Generator) -> dict[str, np.ndarray]:
     drawn = []
@@ -160,7 +204,7 @@ class TrainingBatch:
                                            target_styles=[d.target_style for d in drawn])
     labels, label_lengths = _labels(self.tokenizer, [d.target_text for d in drawn], self.max_tokens,
                                     [r["id"] for r in rows])
-    ids, lengths, style_lengths = prompts.encode_prompts(list(zip(style, content)), self.max_prompt_bytes)
+    ids, lengths, style_lengths = self.encode_prompts(list(zip(style, content)))
     return {**_stack_waves(rows), "labels": labels, "label_lengths": label_lengths, "prompt_ids": ids,
             "prompt_lengths": lengths, "style_lengths": style_lengths}
 
@@ -220,7 +264,14 @@ class AsrTask:
     self.sample_rate = prompt_asr.SAMPLE_RATE
     self.max_samples = int(round(config.data.max_seconds * self.sample_rate))
     self.max_tokens = int(config.data.max_tokens)
-    self.max_prompt_bytes = int(config.data.max_prompt_bytes)
+    self.bert_dir = bert_dir(config.model)
+    # prompt positions: UTF-8 bytes, or WordPiece tokens for BERT
+    self.max_prompt_length = int(config.data.get("max_prompt_tokens", 128) if self.bert_dir
+                                else config.data.max_prompt_bytes)
+    if self.bert_dir and self.max_prompt_length > self.model.bert.max_position_embeddings:
+      raise UserError(f"config.data.max_prompt_tokens={self.max_prompt_length} exceeds the BERT's "
+                      f"{self.model.bert.max_position_embeddings} positions; lower it")
+    self.encode_prompts = wordpiece.PromptEncoding(self.max_prompt_length, self.bert_dir)
 
   # --- model -------------------------------------------------------------------------------------------------------
   def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
@@ -228,7 +279,7 @@ class AsrTask:
     return {"wave": np.zeros((batch_size, self.max_samples), np.float32),
             "wave_lengths": np.full((batch_size,), self.max_samples, np.int32),
             "labels": i32(batch_size, self.max_tokens), "label_lengths": i32(batch_size),
-            "prompt_ids": i32(batch_size, self.max_prompt_bytes), "prompt_lengths": i32(batch_size),
+            "prompt_ids": i32(batch_size, self.max_prompt_length), "prompt_lengths": i32(batch_size),
             "style_lengths": i32(batch_size)}
 
   def _inputs(self, batch: dict[str, jax.Array]) -> tuple[jax.Array, ...]:
@@ -236,7 +287,16 @@ class AsrTask:
             batch["style_lengths"])
 
   def init_variables(self, rng: jax.Array, batch: dict[str, jax.Array]) -> dict[str, Any]:
-    return dict(self.model.init({"params": rng, "dropout": rng}, *self._inputs(batch), train=False))
+    variables = dict(self.model.init({"params": rng, "dropout": rng}, *self._inputs(batch), train=False))
+    if self.bert_dir:  # the converted weights replace the zero placeholders, keeping their logical-axis boxes
+      frozen = variables[prompt_asr.FROZEN]
+      frozen["prompt_encoder"]["bert"] = _load_into(frozen["prompt_encoder"]["bert"], self._bert_weights,
+                                                    self.bert_dir)
+    return variables
+
+  @functools.cached_property
+  def _bert_weights(self) -> dict[str, Any]:
+    return bert_lib.load(self.bert_dir)[1]["params"]
 
   def loss(self, params: Any, model_state: Any, batch: dict[str, jax.Array], rng: jax.Array,
            step: jax.Array | None = None):
@@ -290,10 +350,13 @@ class AsrTask:
     return jax.device_get(asr_inference.load(path)[1])
 
   def save_assets(self, workdir: str) -> None:
-    """Copies the tokenizer next to the checkpoints, so the workdir alone can transcribe."""
+    """Copies the tokenizer (and the converted BERT) next to the checkpoints, so the workdir alone can transcribe."""
     target = os.path.join(workdir, TOKENIZER_FILE)
     if os.path.abspath(tokenizer_path(self.config)) != os.path.abspath(target):
       shutil.copyfile(tokenizer_path(self.config), target)
+    bert_copy = os.path.join(workdir, BERT_DIR)
+    if self.bert_dir and os.path.abspath(self.bert_dir) != os.path.abspath(bert_copy):
+      shutil.copytree(self.bert_dir, bert_copy, dirs_exist_ok=True)
 
   def export(self, path: str, variables: dict[str, Any]) -> None:
     from audiojax import asr_inference
@@ -313,9 +376,9 @@ class AsrTask:
   def train_dataset(self, seed: int):
     data, p = self.config.data, self.config.prompts
     local_batch = int(self.config.train.batch_size) // jax.process_count()
-    batcher = TrainingBatch(tokenizer_path(self.config), self.max_tokens, self.max_prompt_bytes,
+    batcher = TrainingBatch(tokenizer_path(self.config), self.max_tokens, self.max_prompt_length,
                             tuple(sorted(dict(p.style_weights).items())), float(p.canonical_prob), p.content,
-                            self.distractors if p.content == "mix" else ())
+                            self.distractors if p.content == "mix" else (), bert_dir=self.bert_dir)
     ds = (pipeline.host_shard(self._source(data.train_split), data.name).seed(seed).shuffle().repeat(None)
           .map(DecodeSpeech(self.max_samples, self.sample_rate, data.name))
           .batch(local_batch, drop_remainder=True, batch_fn=list)
@@ -342,7 +405,7 @@ class AsrTask:
       valid[:len(rows)] = True
       rows = rows + [rows[-1]] * (local_batch - len(rows))
       pairs = pairs + [pairs[-1]] * (local_batch - len(pairs))
-      ids, lengths, style_lengths = prompts.encode_prompts(pairs, self.max_prompt_bytes)
+      ids, lengths, style_lengths = self.encode_prompts(pairs)
       out = predict_fn({**_stack_waves(rows), "prompt_ids": ids, "prompt_lengths": lengths,
                         "style_lengths": style_lengths, "valid": valid})
       for b in range(int(valid.sum())):
