@@ -78,3 +78,25 @@ def test_exported_model_directory_transcribes_like_the_workdir(workdir, data_dir
            for path in (wd, str(tmp_path / "model"))]
   assert texts[0] == texts[1]
 
+
+
+def test_batched_transcription_and_the_rare_word_study(workdir, data_dir, tmp_path):
+  wd, _ = workdir
+  transcriber = Transcriber.from_checkpoint(wd)
+  source = tfds.data_source("espeak_prompt/tiny", split="test", data_dir=data_dir)
+  waves = [source[i]["audio"].astype(np.float32) / 32768.0 for i in range(3)]
+  pairs = [("Mixed case.", "A prompt."), ("UPPER CASE", ""), ("Mixed case.", "Zorbak Kalavik")]
+  graphs = [None, asr_inference.hotword_graph(transcriber.tokenizer, ["Zorbak"], 2.0), None]
+  batched = transcriber.transcribe_batch(waves, pairs, beam=2, graphs=graphs)
+  assert batched == [transcriber.transcribe_window(w, s, c, beam=2, graph=g)
+                     for w, (s, c), g in zip(waves, pairs, graphs)]
+  out = tmp_path / "study.json"
+  env = {**os.environ, "PYTHONPATH": os.getcwd()}
+  run = subprocess.run([sys.executable, "-m", "audiojax.eval.biasing", "--checkpoint", wd, "--data-dir", data_dir,
+                        "--limit", "6", "--distractors", "3", "--batch-size", "4", "--json", str(out)],
+                       capture_output=True, text=True, env=env, check=False)
+  assert run.returncode == 0, run.stderr
+  results = json.loads(out.read_text())["results"]
+  assert len(results) == 9 and "| beam + hotwords (list), no prompt |" in run.stdout
+  for metrics in results.values():
+    assert metrics["utterances"] == 6 and 0.0 <= metrics["recall"] <= 1.0 and 0 <= metrics["false_alarm_rate"] <= 1

@@ -122,6 +122,14 @@ def test_batched_equals_one_by_one_on_padded_inputs():
     batched = decode(enc, np.array(lengths))
     alone = [decode(enc[b:b + 1, :n], np.array([n]))[0] for b, n in enumerate(lengths)]
     assert batched == alone
+  # one graph per utterance (None: no boosting) equals decoding each utterance alone with its own graph
+  graphs = [graph, None, ContextGraph([[2, 2]], bonus=2.0), graph]
+  beam = lambda e, l, g: modified_beam_search(e, l, predictor, joiner, beam=4, context_size=C, context_graph=g)
+  alone = [beam(enc[b:b + 1, :n], np.array([n]), graphs[b])[0] for b, n in enumerate(lengths)]
+  assert beam(enc, np.array(lengths), graphs) == alone
+  assert alone != [beam(enc[b:b + 1, :n], np.array([n]), None)[0] for b, n in enumerate(lengths)]
+  with pytest.raises(UserError, match="one per utterance"):
+    beam(enc, np.array(lengths), graphs[:2])
   log_probs = np.asarray(jax.nn.log_softmax(random_enc(6, len(lengths), 8)[..., :3] * 2.0, axis=-1))
   for decode in (ctc_greedy, lambda lp, l: ctc_prefix_beam_search(lp, l, beam=3, context_graph=graph)):
     batched = decode(log_probs, np.array(lengths))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -120,21 +120,32 @@ def _beam_step(encoder_out, t, contexts, scores, *, predictor, joiner, beam):
   return values, flat // vocab, flat % vocab
 
 
+def _graphs_per_utterance(context_graph, batch: int) -> list[ContextGraph | None]:
+  if context_graph is None or isinstance(context_graph, ContextGraph):
+    return [context_graph] * batch
+  graphs = list(context_graph)
+  if len(graphs) != batch:
+    raise UserError(f"got {len(graphs)} context graphs for a batch of {batch}; give one per utterance or one for all")
+  return graphs
+
+
 def modified_beam_search_nbest(encoder_out: jax.Array, enc_lengths: jax.Array, predictor: Predictor,
                                joiner: Joiner, *, beam: int = 4, context_size: int = 2, blank_id: int = 0,
-                               context_graph: ContextGraph | None = None) -> list[list[tuple[list[int], float]]]:
+                               context_graph: ContextGraph | Sequence[ContextGraph | None] | None = None
+                               ) -> list[list[tuple[list[int], float]]]:
   """Modified beam search returning every surviving hypothesis: per utterance ``[(tokens, score), ...]``, best first
   by raw score. ``score`` is the total log-probability of the token sequence (summed over the alignments the beam
-  kept) plus the context-graph bonus, finalized (open partial matches refunded)."""
+  kept) plus the context-graph bonus, finalized (open partial matches refunded). ``context_graph``: one graph for
+  the whole batch, or one (or ``None``) per utterance."""
   lengths = _check_inputs(encoder_out, enc_lengths, context_size)
   if beam < 1:
     raise UserError(f"beam must be >= 1, got {beam}")
   batch, frames = encoder_out.shape[:2]
+  graphs = _graphs_per_utterance(context_graph, batch)
   encoder_out, _ = _pad_batch(encoder_out, lengths, max(8, _bucket(frames)))
   rows = encoder_out.shape[0]
-  root = context_graph.root if context_graph is not None else 0
   # Per utterance: {tokens: [log_prob, graph_state]}; the graph state is a function of the tokens, so it merges too.
-  hyps: list[dict[tuple[int, ...], list]] = [{(): [0.0, root]} for _ in range(batch)]
+  hyps: list[dict[tuple[int, ...], list]] = [{(): [0.0, ContextGraph.root]} for _ in range(batch)]
   pad_context = [blank_id] * context_size
   for t in range(frames):
     active = [b for b in range(batch) if t < lengths[b]]
@@ -161,8 +172,8 @@ def modified_beam_search_nbest(encoder_out: jax.Array, enc_lengths: jax.Array, p
         state = hyps[b][key][1]
         if token != blank_id:
           key = key + (token,)
-          if context_graph is not None:
-            bonus, state = context_graph.forward_one_step(state, token)
+          if graphs[b] is not None:
+            bonus, state = graphs[b].forward_one_step(state, token)
             value += bonus
         if key in new:
           new[key][0] = float(np.logaddexp(new[key][0], value))
@@ -173,8 +184,8 @@ def modified_beam_search_nbest(encoder_out: jax.Array, enc_lengths: jax.Array, p
   for b in range(batch):
     final = []
     for key, (score, state) in hyps[b].items():
-      if context_graph is not None:
-        score += context_graph.finalize(state)
+      if graphs[b] is not None:
+        score += graphs[b].finalize(state)
       final.append((list(key), float(score)))
     final.sort(key=lambda item: -item[1])
     results.append(final)
@@ -183,7 +194,8 @@ def modified_beam_search_nbest(encoder_out: jax.Array, enc_lengths: jax.Array, p
 
 def modified_beam_search(encoder_out: jax.Array, enc_lengths: jax.Array, predictor: Predictor, joiner: Joiner, *,
                          beam: int = 4, context_size: int = 2, blank_id: int = 0,
-                         context_graph: ContextGraph | None = None, length_norm: bool = True) -> list[list[int]]:
+                         context_graph: ContextGraph | Sequence[ContextGraph | None] | None = None,
+                         length_norm: bool = True) -> list[list[int]]:
   """Batched modified beam search (at most one symbol per frame), optionally with hotword boosting.
 
   ``encoder_out (B, T, De)``, ``enc_lengths (B,)`` → the best token list per utterance. ``context_graph``: each

@@ -1,0 +1,123 @@
+"""The identical-audio test of Prompt-ASR's content path: the prompt is the only way to tell a name's spelling.
+
+Items: ``--recordings`` utterances of a held-out split (``espeak_prompt/small`` test: names and voices never
+trained on) whose name occurs in their preceding text. Each recording appears twice, its transcript and preceding
+text spelling the name once as recorded (``Tesszar``) and once respelled (``espeak_prompt.respellings``:
+``Teszar``); the audio is the same file, so only the content prompt (the preceding text, in the mixed-punc style,
+with the canonical mixed-punc style prompt) can decide. A model initialised from ``--init`` (a Prompt-ASR training
+workdir, e.g. the ``espeak.py`` run) is fine-tuned on these items (memory dropout off) and, every ``--eval-every``
+steps, greedy-decodes every item with its training prompt; **prompt-matched** is the share of items whose
+hypothesis spells the name as the prompt does (case-insensitive), **other** the share spelling it the other way.
+
+Command:  python -m audiojax.eval.identical_audio --init workdirs/prompt_asr --out workdirs/identical_audio
+Hardware: a 2-core CPU.
+Runtime / Expected: see the closing note of issue 5 (measured figures are recorded there and below when run).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from audiojax import config as config_lib
+from audiojax import parallel
+from audiojax.data import pipeline
+from audiojax.data.builders import espeak_prompt
+from audiojax.tasks import asr
+from audiojax.text import styles
+from audiojax.train import loop
+
+
+def make_items(source, count: int, max_samples: int) -> list[dict]:
+  """``2 * count`` items: each recording with its name spelled as recorded and respelled."""
+  items = []
+  for i in range(len(source)):
+    ex = source[i]
+    text, pre_text = ex["text"].decode(), ex["pre_text"].decode()
+    name = ex["rare_words"].decode()
+    others = [s for s in espeak_prompt.respellings(name) if s.lower() != name.lower()]
+    if not others or name not in text or name not in pre_text or len(ex["audio"]) > max_samples:
+      continue
+    wave = pipeline.fit_length(ex["audio"].astype(np.float32) / 32768.0, max_samples)
+    for spelling in (name, others[0]):
+      items.append({"wave": wave, "wave_length": np.int32(len(ex["audio"])), "spelling": spelling,
+                    "other": others[0] if spelling == name else name, "text": text.replace(name, spelling),
+                    "pre_text": pre_text.replace(name, spelling)})
+    if len(items) >= 2 * count:
+      break
+  return items
+
+
+def batch_of(task: asr.AsrTask, rows: list[dict]) -> dict[str, np.ndarray]:
+  labels, label_lengths = asr._labels(task.tokenizer, [r["text"] for r in rows], task.max_tokens,
+                                      [r["spelling"] for r in rows])
+  style = styles.canonical_style_prompt("mixed-punc")
+  ids, lengths, style_lengths = task.encode_prompts([(style, r["pre_text"]) for r in rows])
+  return {"wave": np.stack([r["wave"] for r in rows]), "wave_lengths": np.asarray([r["wave_length"] for r in rows]),
+          "labels": labels, "label_lengths": label_lengths, "prompt_ids": ids, "prompt_lengths": lengths,
+          "style_lengths": style_lengths}
+
+
+def evaluate(trainer: loop.Trainer, state, items: list[dict], batch_size: int) -> dict[str, float]:
+  task, predict = trainer.task, trainer.predict_fn(state)
+  matched = other = 0
+  for start in range(0, len(items), batch_size):
+    rows = items[start:start + batch_size]
+    padded = rows + [rows[-1]] * (batch_size - len(rows))
+    out = predict({**batch_of(task, padded), "valid": np.arange(batch_size) < len(rows)})
+    for b, row in enumerate(rows):
+      words = styles.normalize_for_wer(task.tokenizer.decode(out["tokens"][b][out["emitted"][b]].tolist())).split()
+      matched += row["spelling"].lower() in words
+      other += row["other"].lower() in words
+  return {"prompt_matched": matched / len(items), "other_spelling": other / len(items)}
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--init", required=True, help="Prompt-ASR training workdir to start from")
+  p.add_argument("--out", required=True, help="directory for results.json")
+  p.add_argument("--split", default="test")
+  p.add_argument("--recordings", type=int, default=32)
+  p.add_argument("--steps", type=int, default=300)
+  p.add_argument("--eval-every", type=int, default=50)
+  p.add_argument("--batch-size", type=int, default=16)
+  p.add_argument("--lr", type=float, default=5e-4)
+  args = p.parse_args()
+  config = config_lib.restore(os.path.join(args.init, "config.json"))
+  config.init.checkpoint = args.init
+  config.tokenizer.path = os.path.join(args.init, "tokenizer.model")
+  config.train.steps = args.steps
+  config.train.batch_size = args.batch_size
+  config.eval.batch_size = args.batch_size
+  config.optim.lr = args.lr
+  config.optim.warmup_steps = min(20, args.steps)
+  config.loss.warmup_steps = 1  # the pruned loss is already warm in the initial model
+  config.model.overrides = {**dict(config.model.get("overrides", {}) or {}), "memory_dropout": 0.0}
+  trainer = loop.Trainer(config)
+  task = trainer.task
+  source = tfds.data_source(config.data.name, split=args.split, data_dir=config.data.data_dir)
+  items = make_items(source, args.recordings, task.max_samples)
+  state, step = trainer.init_state(0), trainer.compiled_train_step()
+  rng = np.random.default_rng(0)
+  history = [{"step": 0, **evaluate(trainer, state, items, args.batch_size)}]
+  print(history[-1], flush=True)
+  start = time.time()
+  for s in range(1, args.steps + 1):
+    rows = [items[i] for i in rng.choice(len(items), args.batch_size, replace=False)]
+    with trainer.context():
+      state, metrics = step(state, parallel.host_batch_to_global(batch_of(task, rows), trainer.batch_sharding))
+    if s % args.eval_every == 0 or s == args.steps:
+      history.append({"step": s, "loss": float(metrics["loss"]), "seconds": time.time() - start,
+                      **evaluate(trainer, state, items, args.batch_size)})
+      print(history[-1], flush=True)
+  os.makedirs(args.out, exist_ok=True)
+  with open(os.path.join(args.out, "results.json"), "w") as f:
+    json.dump({"args": vars(args), "items": len(items), "history": history}, f, indent=1)
+
+
+if __name__ == "__main__":
+  main()
