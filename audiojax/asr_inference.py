@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-from typing import Any
+from typing import Any, Iterable
 
 import flax.linen as nn
 import jax
@@ -171,10 +171,16 @@ class Transcriber:
       content_prompt = " ".join(biasing_words)
     _, windows = stream_audio(path, prompt_asr.SAMPLE_RATE, self.window, min_seconds=0.05,
                               needed_by="the speech recogniser")
+    return self.transcribe_windows(windows, style, content_prompt, beam=beam, graph=graph)
+
+  def transcribe_windows(self, windows: Iterable[np.ndarray], style_prompt: str, content_prompt: str = "", *,
+                         beam: int = 1, graph: ContextGraph | None = None) -> str:
+    """Consecutive windows of one recording, each ``(L,)`` with ``L ≤ window``, → one text; each window's content
+    prompt is ``content_prompt`` followed by the text decoded so far."""
     pieces: list[str] = []
     for wave in windows:
       history = " ".join([content_prompt, *pieces]).strip()
-      text = self.transcribe_window(wave, style, history, beam=beam, graph=graph)
+      text = self.transcribe_window(wave, style_prompt, history, beam=beam, graph=graph)
       if text:
         pieces.append(text)
     return " ".join(pieces)

@@ -100,3 +100,22 @@ def test_batched_transcription_and_the_rare_word_study(workdir, data_dir, tmp_pa
   assert len(results) == 9 and "| beam + hotwords (list), no prompt |" in run.stdout
   for metrics in results.values():
     assert metrics["utterances"] == 6 and 0.0 <= metrics["recall"] <= 1.0 and 0 <= metrics["false_alarm_rate"] <= 1
+
+
+def test_corpus_transcription_equals_transcribing_each_file(workdir, data_dir, tmp_path):
+  from audiojax.eval.corpus_wer import transcribe_corpus
+
+  wd, _ = workdir
+  transcriber = Transcriber.from_checkpoint(wd)
+  source = tfds.data_source("espeak_prompt/tiny", split="test", data_dir=data_dir)
+  short = [source[i]["audio"].astype(np.float32) / 32768.0 for i in range(3)]
+  long = np.concatenate(short * 3)  # longer than the 7.5-s window: decoded in windows with history
+  waves = [short[0], long, short[1], short[2]]
+  paths = []
+  for i, wave in enumerate(waves):
+    paths.append(str(tmp_path / f"{i}.wav"))
+    sf.write(paths[-1], wave, 16000, subtype="FLOAT")
+  style = asr_inference.style_prompt_for("mixed-punc")
+  assert len(long) > transcriber.window
+  assert transcribe_corpus(transcriber, waves, style_prompt=style, batch_size=2) == [
+      transcriber.transcribe_file(p, style_prompt="mixed-punc") for p in paths]
