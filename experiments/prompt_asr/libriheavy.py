@@ -6,7 +6,9 @@ Model: PromptASR ``base`` (16 Conformer layers of width 512, every layer cross-a
 encoder; the recipe uses a 66 M Zipformer2 with a frozen BERT-base), pruned RNN-T (prune range 5, simple loss
 1 → 0.5, lm_only_scale 0.25, warm-up 2,000 steps) + 0.1 CTC over 500 BPE pieces with byte fallback trained on cased,
 punctuated text. Style mix 0.7 mixed-punc / 0.3 upper-no-punc as the recipe; ``content=mix`` also trains biasing lists
-(the recipe's context-list model).
+(the recipe's context-list model). ``bert_dir=DIR`` swaps the byte encoder for the recipe's frozen BERT
+(``bert-base-cased`` converted with ``python -m audiojax convert bert --hf-dir ... --out DIR``; prompts of up to 500
+WordPiece tokens, as the recipe's ``max_length``).
 
 Command:  python -m audiojax data build libriheavy/medium --manual-dir /data/libriheavy
           python -m audiojax train --config experiments/prompt_asr/libriheavy.py --workdir gs://.../promptasr
@@ -20,7 +22,7 @@ from audiojax import configs
 
 
 def get_config(arg: str = ""):
-  a = configs.parse_arg(arg, content="pre_text", local=False)
+  a = configs.parse_arg(arg, content="pre_text", local=False, bert_dir="")
   c = configs.asr_base()
   c.data.name = "libriheavy/medium"
   c.data.eval_split = "test_clean"
@@ -46,6 +48,10 @@ def get_config(arg: str = ""):
   c.checkpoint.keep = 10
   c.checkpoint.average_best = 5
   c.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
+  if a.bert_dir:
+    c.model.text_encoder = "bert"
+    c.model.bert_dir = a.bert_dir
+    c.data.max_prompt_tokens = 500
   if a.local:  # the same pipeline shrunk to a CPU (needs the dataset built from a few manifests)
     c.model.variant = "tiny"
     c.model.dtype = "float32"
