@@ -12,12 +12,12 @@ Command:  python -m audiojax data build espeak_prompt/small
 Hardware: a 2-core CPU.
 Runtime:  900 steps in 63 min (2.6 s/step when the machine is otherwise idle, 4–8 s/step while tests share it);
           ``:smoke`` (4 steps on the tiny corpus) takes 1–3 min, mostly compilation.
-Expected: NOT yet a usable recogniser (measured). After 900 steps the CTC loss is 1.55 nats/piece (from 3.1 at step 200, where
-          it sat on the unigram plateau) and the held-out WER is 95 % greedy / 92 % beam 4 on the first 120 test
-          utterances: outputs are phonetic fragments ("TRE HUNDRED AND SITIX SIX BOTS"). A 500-piece vocabulary was
-          slower still (CTC loss 3.9 after 775 steps). The targets (issue 5): held-out-voice WER ≤ 20 %, style
-          compliance ≥ 99 % for both styles with canonical and in-distribution style prompts, WER within 1 point between
-          styles. They need a longer run (resume the workdir with ``--config.train.steps=...``) or a lent GPU.
+Expected: NOT yet a usable recogniser (measured). After 900 steps the CTC loss is 1.55 nats/piece (from 3.1 at step
+          200, where it sat on the unigram plateau) and the held-out WER is 95 % greedy / 92 % beam 4 on the first 120
+          test utterances: outputs are phonetic fragments ("TRE HUNDRED AND SITIX SIX BOTS"). A 500-piece vocabulary
+          was slower still (CTC loss 3.9 after 775 steps). The targets (issue 5): held-out-voice WER ≤ 20 %, style
+          compliance ≥ 99 % for both styles with canonical and in-distribution style prompts, WER within 1 point
+          between styles. They need a longer run (resume the workdir with ``--config.train.steps=...``) or a lent GPU.
 """
 from audiojax import configs
 
