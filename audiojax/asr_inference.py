@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import flax.linen as nn
 import jax
@@ -25,7 +25,7 @@ from audiojax.decode.transducer import greedy_search, modified_beam_search
 from audiojax.errors import UserError
 from audiojax.models import bert as bert_lib
 from audiojax.models import prompt_asr
-from audiojax.text import styles, wordpiece
+from audiojax.text import prompts, styles, wordpiece
 from audiojax.text.tokenizer import Tokenizer
 
 FAMILY = "prompt_asr"
@@ -33,11 +33,11 @@ TOKENIZER_FILE = "tokenizer.model"
 BERT_VOCAB_DIR = "bert_vocab"  # a BERT prompt encoder's vocab.txt + tokenizer_config.json (its weights: "frozen")
 
 
-def prompt_encoding(settings: dict[str, Any]) -> wordpiece.PromptEncoding:
+def prompt_encoding(settings: dict[str, Any]) -> prompts.PromptEncoding:
   """The prompt encoding the model was trained with: UTF-8 bytes, or WordPiece of its BERT (``vocab_dir``)."""
   if settings.get("vocab_dir"):
-    return wordpiece.PromptEncoding(int(settings["max_prompt_tokens"]), settings["vocab_dir"])
-  return wordpiece.PromptEncoding(int(settings["max_prompt_bytes"]))
+    return prompts.PromptEncoding(int(settings["max_prompt_tokens"]), settings["vocab_dir"])
+  return prompts.PromptEncoding(int(settings["max_prompt_bytes"]))
 
 
 def save(path: str, config: Any, variables: Any, tokenizer_file: str) -> None:
@@ -161,6 +161,21 @@ class Transcriber:
       tokens = modified_beam_search(enc, enc_lengths, self.predictor, self.joiner, beam=max(beam, 1),
                                     context_size=self.model.context_size, context_graph=graphs)
     return [self.tokenizer.decode(t) for t in tokens]
+
+  def transcribe_many(self, waves: Sequence[np.ndarray], prompt_pairs: Sequence[tuple[str, str]], *,
+                      batch_size: int = 16, beam: int = 1, graphs: Sequence[ContextGraph | None] | None = None
+                      ) -> list[str]:
+    """:meth:`transcribe_batch` over any number of windows, ``batch_size`` at a time. The last batch is filled up
+    by repeating its last row, so every batch has one shape and the encoder compiles once."""
+    graphs = list(graphs) if graphs is not None else [None] * len(waves)
+    texts: list[str] = []
+    for lo in range(0, len(waves), batch_size):
+      rows = list(range(lo, min(lo + batch_size, len(waves))))
+      rows += [rows[-1]] * (batch_size - len(rows))
+      out = self.transcribe_batch([waves[i] for i in rows], [prompt_pairs[i] for i in rows], beam=beam,
+                                  graphs=[graphs[i] for i in rows])
+      texts += out[:len(waves) - lo]
+    return texts
 
   def transcribe_file(self, path: str, *, style_prompt: str | None = None, content_prompt: str = "",
                       biasing_words: list[str] | None = None, beam: int = 1, boost: float = 2.0) -> str:

@@ -119,3 +119,31 @@ def test_corpus_transcription_equals_transcribing_each_file(workdir, data_dir, t
   assert len(long) > transcriber.window
   assert transcribe_corpus(transcriber, waves, style_prompt=style, batch_size=2) == [
       transcriber.transcribe_file(p, style_prompt="mixed-punc") for p in paths]
+
+
+def test_length_buckets_cut_only_padding_and_resume_exactly(data_dir):
+  from audiojax.audio.io import from_pcm16
+  from audiojax.tasks.asr import AsrTask
+  config = config_lib.load("experiments/prompt_asr/espeak.py:smoke")
+  config.data.data_dir = data_dir
+  config.data.bucket_seconds = (1.5, 2.5, 3.5)
+  task = AsrTask(config)
+  edges = task.bucket_samples()
+  assert edges == (24000, 40000, 56000, task.max_samples)
+  source = tfds.data_source(config.data.name, split=config.data.train_split, data_dir=data_dir)
+  audio = [from_pcm16(source[i]["audio"]) for i in range(len(source))]
+  batches = [b for _, b in zip(range(6), iter(task.train_dataset(3)))]
+  widths = set()
+  for batch in batches:
+    width, longest = batch["wave"].shape[1], int(batch["wave_lengths"].max())
+    widths.add(width)
+    assert batch["wave"].shape[0] == config.train.batch_size
+    assert width in edges and longest <= width and not [e for e in edges if longest <= e < width]
+    for wave, n in zip(batch["wave"], batch["wave_lengths"]):  # each row is a whole utterance, then zeros
+      assert any(len(a) == n and np.array_equal(a, wave[:n]) for a in audio) and not wave[n:].any()
+  assert len(widths) > 1
+  restarted = iter(task.train_dataset(3))
+  for want in batches:
+    got = next(restarted)
+    for key in want:
+      np.testing.assert_array_equal(got[key], want[key])

@@ -24,7 +24,8 @@ from audiojax.convert import bert as convert_bert
 from audiojax.errors import UserError
 from audiojax.models import bert, prompt_asr
 from audiojax.text import prompts
-from audiojax.text.wordpiece import PromptEncoding, WordPiece
+from audiojax.text.prompts import PromptEncoding
+from audiojax.text.wordpiece import WordPiece
 
 FIXTURE = np.load(os.path.join(os.path.dirname(__file__), "fixtures", "bert_tiny_parity.npz"))
 VOCAB = [str(t) for t in FIXTURE["vocab"]]

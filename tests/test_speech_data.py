@@ -492,3 +492,22 @@ def test_libriheavy_builder(libriheavy, tmp_path):
   missing = speech_corpora.LibriheavyConfig(name="fake_missing", subsets=("dev",))
   with pytest.raises(UserError, match="libriheavy_cuts_dev.jsonl.gz' is missing"):
     speech_corpora.Libriheavy(config=missing, data_dir=str(tmp_path), manual_dir=str(root)).download_and_prepare()
+
+
+def test_length_bucketed_batches_cover_each_epoch_once_with_little_padding():
+  from audiojax.data.pipeline import LengthBucketedBatches, bucket_length
+  lengths = np.random.default_rng(0).integers(100, 1000, 1000)
+  batches = LengthBucketedBatches(lengths, batch_size=8, seed=1, window_batches=10)
+  assert batches.per_epoch == 125
+  epoch0 = np.stack([batches[i] for i in range(125)])
+  epoch1 = np.stack([batches[i] for i in range(125, 250)])
+  for epoch in (epoch0, epoch1):
+    assert len(np.unique(epoch)) == epoch.size == 1000
+  assert not np.array_equal(epoch0, epoch1)
+  np.testing.assert_array_equal(LengthBucketedBatches(lengths, 8, seed=1, window_batches=10)[137], epoch1[12])
+  spread = np.mean([np.ptp(lengths[b]) for b in epoch0])
+  random_spread = np.mean([np.ptp(lengths[b]) for b in np.random.default_rng(2).permutation(1000).reshape(125, 8)])
+  assert spread < 0.25 * random_spread
+  assert bucket_length(300, (200, 300, 400)) == 300 and bucket_length(301, (200, 300, 400)) == 400
+  with pytest.raises(UserError, match="max_seconds"):
+    bucket_length(401, (200, 300, 400))

@@ -9,7 +9,10 @@ is a pure function of the seed and resumes exactly from a checkpointed iterator 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import sys
+from collections.abc import Sequence
 
 import grain
 import jax
@@ -77,6 +80,50 @@ def host_shard(source, dataset_name: str) -> grain.MapDataset:
   if len(ds) == 0:
     raise UserError(f"dataset '{dataset_name}' has no examples for host {jax.process_index()}; rebuild it")
   return ds
+
+
+def bucket_length(longest: int, edges: Sequence[int]) -> int:
+  """The smallest of the ascending ``edges`` that holds ``longest``; a UserError past the last."""
+  for edge in edges:
+    if longest <= edge:
+      return int(edge)
+  raise UserError(f"an example of {longest} samples is longer than the last length bucket ({edges[-1]}); raise "
+                  f"config.data.max_seconds")
+
+
+class LengthBucketedBatches(Sequence):
+  """An endless sequence of batches (arrays of ``batch_size`` example indices) of similar-length examples.
+
+  Epoch ``e`` draws a permutation from ``(seed, e)``, sorts each run of ``window_batches × batch_size`` examples by
+  length, cuts the runs into batches and shuffles the batches, so batches need little padding while their order
+  (and which examples meet) stays random. Each epoch holds ``len(lengths) // batch_size`` batches and every example
+  at most once; batch ``i`` is a pure function of ``(seed, i)``, so a checkpointed index resumes the stream exactly.
+  """
+
+  def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, window_batches: int = 16):
+    self.lengths = np.asarray(lengths, np.int64)
+    self.batch_size, self.seed, self.window_batches = int(batch_size), int(seed), int(window_batches)
+    self.per_epoch = len(self.lengths) // self.batch_size
+    if self.per_epoch == 0:
+      raise UserError(f"{len(self.lengths)} examples cannot fill one batch of {self.batch_size}; lower "
+                      f"config.train.batch_size")
+
+  def __len__(self) -> int:
+    return sys.maxsize
+
+  def __getitem__(self, index: int) -> np.ndarray:
+    epoch, i = divmod(int(index), self.per_epoch)
+    return self._epoch(epoch)[i]
+
+  @functools.lru_cache(maxsize=2)
+  def _epoch(self, epoch: int) -> np.ndarray:
+    """``(per_epoch, batch_size)`` example indices of one epoch."""
+    rng = np.random.default_rng([self.seed, epoch])
+    order = rng.permutation(len(self.lengths))[:self.per_epoch * self.batch_size]
+    window = self.window_batches * self.batch_size
+    runs = [order[s:s + window] for s in range(0, len(order), window)]
+    order = np.concatenate([run[np.argsort(self.lengths[run], kind="stable")] for run in runs])
+    return order.reshape(self.per_epoch, self.batch_size)[rng.permutation(self.per_epoch)]
 
 
 def train_dataset(source, *, dataset_name: str, num_classes: int, sample_rate: int, clip_samples: int,

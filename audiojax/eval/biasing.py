@@ -112,15 +112,9 @@ def run_study(transcriber, examples: list[dict], *, distractors: int = 10, bonus
                "list": [" ".join(w) for w in lists], "distractors": [" ".join(w) for w in only]}[setting.content]
     graphs = ([hotword_graph(transcriber.tokenizer, w, bonus) for w in words[setting.boost]] if setting.boost
               else [None] * len(examples))
-    hyps: list[str] = []
-    for lo in range(0, len(examples), batch_size):
-      rows = range(lo, min(lo + batch_size, len(examples)))
-      # pad every batch to batch_size (repeating the last row) so the encoder compiles once
-      pad = list(rows) + [rows[-1]] * (batch_size - len(rows))
-      out = transcriber.transcribe_batch([examples[i]["wave"][:examples[i]["wave_length"]] for i in pad],
-                                         [(style, content[i]) for i in pad], beam=setting.beam,
-                                         graphs=[graphs[i] for i in pad])
-      hyps += out[:len(rows)]
+    hyps = transcriber.transcribe_many([e["wave"][:e["wave_length"]] for e in examples],
+                                       [(style, c) for c in content], batch_size=batch_size, beam=setting.beam,
+                                       graphs=graphs)
     offered = words[setting.boost or ("list" if setting.content == "list" else "distractors")]
     results[setting.name] = score([e["text"] for e in examples], hyps, rare, offered)
     results[setting.name]["seconds"] = time.perf_counter() - start

@@ -45,12 +45,10 @@ def transcribe_corpus(transcriber, waves: Sequence[np.ndarray], *, style_prompt:
   window = transcriber.window
   hyps: list[str | None] = [None] * len(waves)
   short = [i for i, w in enumerate(waves) if w.shape[0] <= window]
-  for lo in range(0, len(short), batch_size):
-    rows = short[lo:lo + batch_size]
-    padded = rows + [rows[-1]] * (batch_size - len(rows))  # one batch shape, one compilation
-    texts = transcriber.transcribe_batch([waves[i] for i in padded], [(style_prompt, "")] * batch_size)
-    for i, text in zip(rows, texts):
-      hyps[i] = text
+  texts = transcriber.transcribe_many([waves[i] for i in short], [(style_prompt, "")] * len(short),
+                                     batch_size=batch_size)
+  for i, text in zip(short, texts):
+    hyps[i] = text
   for i, wave in enumerate(waves):
     if hyps[i] is None:
       hyps[i] = transcriber.transcribe_windows([wave[s:s + window] for s in range(0, wave.shape[0], window)],

@@ -1,6 +1,6 @@
 """Prompt-conditioned speech recognition (PromptASR): RNN-T + auxiliary CTC training, greedy-decoding evaluation.
 
-Training batches (fixed shapes, one compilation)::
+Training batches::
 
   wave (B, S) float32, wave_lengths (B,), labels (B, U) int32 (BPE ids, 0-padded), label_lengths (B,),
   prompt_ids (B, M) int32 (bytes of ``style [SEP] content``), prompt_lengths (B,), style_lengths (B,)
@@ -8,6 +8,11 @@ Training batches (fixed shapes, one compilation)::
 With ``config.model.text_encoder = "bert"`` the prompt encoder is a frozen pretrained BERT converted into
 ``config.model.bert_dir`` (``python -m audiojax convert bert``), and ``prompt_ids`` are its WordPiece ids of
 ``[CLS] style [SEP] content [SEP]``, ``M = config.data.max_prompt_tokens``.
+
+``S`` is ``config.data.max_seconds`` (one compilation), or, with ``config.data.bucket_seconds``, the smallest bucket
+that holds the batch's longest utterance: batches are then drawn from runs of similar-length utterances
+(:class:`~audiojax.data.pipeline.LengthBucketedBatches`) and the step compiles once per bucket. Padding is inert
+(the encoder masks it), so buckets change only the speed and which utterances share a batch.
 
 Each utterance's target style, style prompt and content prompt are drawn as the recipe does
 (:func:`audiojax.text.prompts.sample_training_text`, then :func:`~audiojax.text.prompts.perturb_batch` over the
@@ -29,6 +34,7 @@ import shutil
 from typing import Any, Callable
 
 import flax.linen as nn
+import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -43,7 +49,7 @@ from audiojax.models import bert as bert_lib
 from audiojax.models import prompt_asr
 from audiojax.objectives.ctc import ctc_loss
 from audiojax.objectives.rnnt import rnnt_loss, rnnt_loss_pruned
-from audiojax.text import prompts, styles, wordpiece
+from audiojax.text import prompts, styles
 from audiojax.text.tokenizer import Tokenizer, train_bpe
 
 log = logging.getLogger("audiojax")
@@ -151,6 +157,17 @@ class DecodeSpeech:
             "rare_words": _text(example["rare_words"]), "id": _text(example["id"])}
 
 
+@dataclasses.dataclass(frozen=True)
+class _ReadRows:
+  """Example indices → the decoded examples."""
+
+  source: Any
+  decode: Callable[[dict], dict]
+
+  def __call__(self, indices: np.ndarray) -> list[dict]:
+    return [self.decode(self.source[int(i)]) for i in indices]
+
+
 def _stack_waves(rows: list[dict]) -> dict[str, np.ndarray]:
   return {"wave": np.stack([r["wave"] for r in rows]),
           "wave_lengths": np.asarray([r["wave_length"] for r in rows], np.int32)}
@@ -180,14 +197,15 @@ class TrainingBatch:
   content_mode: str  # "pre_text" or "mix" (pre_text or a biasing list, as the recipe's context-list variant)
   distractors: tuple[str, ...]
   bert_dir: str = ""  # set: WordPiece prompts of this BERT
+  bucket_samples: tuple[int, ...] = ()  # set: waves are cut to the smallest of these holding the longest
 
   @functools.cached_property
   def tokenizer(self) -> Tokenizer:
     return Tokenizer(self.tokenizer_file)
 
   @functools.cached_property
-  def encode_prompts(self) -> wordpiece.PromptEncoding:
-    return wordpiece.PromptEncoding(self.max_prompt_length, self.bert_dir)
+  def encode_prompts(self) -> prompts.PromptEncoding:
+    return prompts.PromptEncoding(self.max_prompt_length, self.bert_dir)
 
   def __call__(self, rows: list[dict], rng: np.random.Generator) -> dict[str, np.ndarray]:
     drawn = []
@@ -205,7 +223,10 @@ class TrainingBatch:
     labels, label_lengths = _labels(self.tokenizer, [d.target_text for d in drawn], self.max_tokens,
                                     [r["id"] for r in rows])
     ids, lengths, style_lengths = self.encode_prompts(list(zip(style, content)))
-    return {**_stack_waves(rows), "labels": labels, "label_lengths": label_lengths, "prompt_ids": ids,
+    waves = _stack_waves(rows)
+    if self.bucket_samples:
+      waves["wave"] = waves["wave"][:, :pipeline.bucket_length(int(waves["wave_lengths"].max()), self.bucket_samples)]
+    return {**waves, "labels": labels, "label_lengths": label_lengths, "prompt_ids": ids,
             "prompt_lengths": lengths, "style_lengths": style_lengths}
 
 
@@ -271,7 +292,7 @@ class AsrTask:
     if self.bert_dir and self.max_prompt_length > self.model.bert.max_position_embeddings:
       raise UserError(f"config.data.max_prompt_tokens={self.max_prompt_length} exceeds the BERT's "
                       f"{self.model.bert.max_position_embeddings} positions; lower it")
-    self.encode_prompts = wordpiece.PromptEncoding(self.max_prompt_length, self.bert_dir)
+    self.encode_prompts = prompts.PromptEncoding(self.max_prompt_length, self.bert_dir)
 
   # --- model -------------------------------------------------------------------------------------------------------
   def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
@@ -373,17 +394,34 @@ class AsrTask:
     words = {w for i in range(len(source)) for w in _text(source[i]["rare_words"]).split()}
     return tuple(sorted(words))
 
+  def bucket_samples(self) -> tuple[int, ...]:
+    """Ascending wave lengths of ``config.data.bucket_seconds`` (ending at ``max_seconds``); ``()`` for none."""
+    seconds = sorted(float(s) for s in self.config.data.get("bucket_seconds", ()) or ())
+    if not seconds:
+      return ()
+    if seconds[0] <= 0 or seconds[-1] > float(self.config.data.max_seconds):
+      raise UserError(f"config.data.bucket_seconds={seconds} must lie in (0, config.data.max_seconds="
+                      f"{self.config.data.max_seconds}]")
+    return tuple(sorted({int(round(s * self.sample_rate)) for s in seconds} | {self.max_samples}))
+
   def train_dataset(self, seed: int):
     data, p = self.config.data, self.config.prompts
     local_batch = int(self.config.train.batch_size) // jax.process_count()
+    buckets = self.bucket_samples()
     batcher = TrainingBatch(tokenizer_path(self.config), self.max_tokens, self.max_prompt_length,
                             tuple(sorted(dict(p.style_weights).items())), float(p.canonical_prob), p.content,
-                            self.distractors if p.content == "mix" else (), bert_dir=self.bert_dir)
-    ds = (pipeline.host_shard(self._source(data.train_split), data.name).seed(seed).shuffle().repeat(None)
-          .map(DecodeSpeech(self.max_samples, self.sample_rate, data.name))
-          .batch(local_batch, drop_remainder=True, batch_fn=list)
-          .random_map(batcher))
-    return ds.to_iter_dataset()
+                            self.distractors if p.content == "mix" else (), bert_dir=self.bert_dir,
+                            bucket_samples=buckets)
+    source = pipeline.host_shard(self._source(data.train_split), data.name)
+    decode = DecodeSpeech(self.max_samples, self.sample_rate, data.name)
+    if buckets:
+      lengths = [len(source[i]["audio"]) for i in range(len(source))]
+      batches = pipeline.LengthBucketedBatches(lengths, local_batch, seed)
+      ds = grain.MapDataset.source(batches).seed(seed).map(_ReadRows(source, decode))
+    else:
+      ds = source.seed(seed).shuffle().repeat(None).map(decode).batch(local_batch, drop_remainder=True,
+                                                                       batch_fn=list)
+    return ds.random_map(batcher).to_iter_dataset()
 
   # --- evaluation --------------------------------------------------------------------------------------------------
   def eval_examples(self) -> list[dict]:

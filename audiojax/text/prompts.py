@@ -10,15 +10,19 @@ generator's state (derive it from (seed, step, example id) for exact resume).
 - :func:`perturb_batch` — the per-batch prompt robustness tricks of the recipe's ``compute_loss``.
 - :func:`encode_prompt` / :func:`encode_prompts` — ``style SEP content`` as UTF-8 byte ids for the trainable text
   encoder, with the style span length for the style indicator.
+- :class:`PromptEncoding` — the model's prompt encoding: those bytes, or a frozen BERT's WordPiece ids.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from audiojax.errors import UserError
 from audiojax.text.styles import STYLES, apply_style, canonical_style_prompt
+from audiojax.text.wordpiece import WordPiece
 
 # Prompt vocabulary: ids 0..255 are the UTF-8 byte values, then two specials.
 PAD_ID = 256  # padding after the prompt (masked out by the prompt lengths)
@@ -262,3 +266,22 @@ def perturb_batch(rng: np.random.Generator, content_prompts: Sequence[str], styl
   if rng.random() < style_batch_prob:
     style = _swap_and_blank(rng, style, shuffle_style, blank_style, target_styles)
   return content, style
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptEncoding:
+  """PromptASR's prompt encoding, picklable for data workers: ``(style, content)`` pairs → ``ids (B, max_length)``
+  int32, ``lengths (B,)``, ``style_lengths (B,)``. UTF-8 bytes (:func:`encode_prompts`) when ``vocab_dir`` is
+  empty, else WordPiece of the BERT vocabulary in ``vocab_dir`` (:meth:`WordPiece.encode_prompts`)."""
+
+  max_length: int
+  vocab_dir: str = ""
+
+  @functools.cached_property
+  def wordpiece(self) -> WordPiece:
+    return WordPiece.from_dir(self.vocab_dir)
+
+  def __call__(self, pairs: Sequence[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not self.vocab_dir:
+      return encode_prompts(pairs, self.max_length)
+    return self.wordpiece.encode_prompts(pairs, self.max_length)

@@ -13,8 +13,6 @@ NFC step, so it differs from the Python one (and from this) on decomposed accent
 """
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
 import os
 import unicodedata
@@ -241,23 +239,3 @@ def read_settings(path: str) -> dict:
     if raw.get(key) is not None:
       out[key] = bool(raw[key])
   return out
-
-
-@dataclasses.dataclass(frozen=True)
-class PromptEncoding:
-  """PromptASR's prompt encoding, picklable for data workers: ``(style, content)`` pairs → ``ids (B, max_length)``
-  int32, ``lengths (B,)``, ``style_lengths (B,)``. UTF-8 bytes (:func:`audiojax.text.prompts.encode_prompts`) when
-  ``vocab_dir`` is empty, else WordPiece of the BERT vocabulary in ``vocab_dir`` (:meth:`WordPiece.encode_prompt`)."""
-
-  max_length: int
-  vocab_dir: str = ""
-
-  @functools.cached_property
-  def wordpiece(self) -> WordPiece:
-    return WordPiece.from_dir(self.vocab_dir)
-
-  def __call__(self, pairs: Sequence[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if not self.vocab_dir:
-      from audiojax.text import prompts
-      return prompts.encode_prompts(pairs, self.max_length)
-    return self.wordpiece.encode_prompts(pairs, self.max_length)

@@ -27,6 +27,8 @@ def get_config(arg: str = ""):
   c = configs.asr_base()
   c.data.name = "espeak_prompt/small"
   c.data.max_seconds = 7.5  # the longest utterance of espeak_prompt/small (all splits) is 7.48 s
+  # train-split durations: mean 3.66 s, median 3.57, 90th percentile 4.72, 99th 5.96; buckets halve the padded frames
+  c.data.bucket_seconds = (3.0, 3.75, 4.5, 6.0)
   c.data.max_tokens = 112  # the longest transcript (all splits, either style) is 108 pieces
   c.data.max_prompt_bytes = 256
   # 320 pieces = 2 specials + 256 bytes + 62 letters, marks and merges: nearly characters. With 500 (≈ 240 merges
