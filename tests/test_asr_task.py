@@ -93,11 +93,13 @@ def test_batched_transcription_and_the_rare_word_study(workdir, data_dir, tmp_pa
   out = tmp_path / "study.json"
   env = {**os.environ, "PYTHONPATH": os.getcwd()}
   run = subprocess.run([sys.executable, "-m", "audiojax.eval.biasing", "--checkpoint", wd, "--data-dir", data_dir,
-                        "--limit", "6", "--distractors", "3", "--batch-size", "4", "--json", str(out)],
+                        "--limit", "6", "--distractors", "3", "--batch-size", "4", "--bonus", "2", "5",
+                        "--json", str(out)],
                        capture_output=True, text=True, env=env, check=False)
   assert run.returncode == 0, run.stderr
   results = json.loads(out.read_text())["results"]
-  assert len(results) == 9 and "| beam + hotwords (list), no prompt |" in run.stdout
+  assert len(results) == 9 + 4 and "| beam + hotwords (list), no prompt |" in run.stdout
+  assert "beam + hotwords (list), no prompt, bonus 5" in results
   for metrics in results.values():
     assert metrics["utterances"] == 6 and 0.0 <= metrics["recall"] <= 1.0 and 0 <= metrics["false_alarm_rate"] <= 1
 

@@ -13,7 +13,8 @@ its reference. Distractors are drawn per utterance from the split's rare words o
 so every setting sees the same lists. On ``espeak_prompt`` a test name's spelling is one of 2–4 homophones, so the
 audio alone cannot decide it: recall without a prompt measures the guess, with a list the use of the list.
 
-Run: ``python -m audiojax.eval.biasing --checkpoint WORKDIR [--split test] [--limit N] [--json OUT]``.
+Run: ``python -m audiojax.eval.biasing --checkpoint WORKDIR [--split test] [--limit N] [--bonus 2 [3 ...]]
+[--json OUT]`` (several bonuses: the hotword settings are rerun with each, named ``..., bonus B``).
 """
 from __future__ import annotations
 
@@ -161,7 +162,8 @@ def main(argv: Sequence[str] | None = None) -> None:
   p.add_argument("--data-dir", default=None)
   p.add_argument("--limit", type=int, default=0, help="first N utterances (0: all)")
   p.add_argument("--distractors", type=int, default=10)
-  p.add_argument("--bonus", type=float, default=2.0, help="hotword bonus per token")
+  p.add_argument("--bonus", type=float, nargs="+", default=[2.0],
+                 help="hotword bonus per token; more values rerun the hotword settings with each (a sweep)")
   p.add_argument("--batch-size", type=int, default=40)
   p.add_argument("--json", default=None, help="also write the results here")
   args = p.parse_args(argv)
@@ -174,8 +176,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if too_long:
       raise UserError(f"{len(too_long)} utterances (e.g. '{too_long[0]}') are longer than the model's window of "
                       f"{transcriber.window / 16000:g} s; this study decodes single windows")
-    results = run_study(transcriber, examples, distractors=args.distractors, bonus=args.bonus,
+    results = run_study(transcriber, examples, distractors=args.distractors, bonus=args.bonus[0],
                         batch_size=args.batch_size)
+    for bonus in args.bonus[1:]:
+      boosted = [dataclasses.replace(s, name=f"{s.name}, bonus {bonus:g}") for s in SETTINGS if s.boost]
+      results.update(run_study(transcriber, examples, distractors=args.distractors, bonus=bonus,
+                               batch_size=args.batch_size, settings=boosted))
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
