@@ -20,6 +20,7 @@ import numpy as np
 from audiojax import config as config_lib
 from audiojax import model_dir
 from audiojax.audio.io import stream_audio
+from audiojax.decode.ctc import ctc_greedy, ctc_prefix_beam_search
 from audiojax.decode.context_graph import ContextGraph
 from audiojax.decode.transducer import greedy_search, modified_beam_search
 from audiojax.errors import UserError
@@ -30,6 +31,7 @@ from audiojax.text.tokenizer import Tokenizer
 
 FAMILY = "prompt_asr"
 TOKENIZER_FILE = "tokenizer.model"
+DECODERS = ("transducer", "ctc")
 BERT_VOCAB_DIR = "bert_vocab"  # a BERT prompt encoder's vocab.txt + tokenizer_config.json (its weights: "frozen")
 
 
@@ -113,10 +115,16 @@ def hotword_graph(tokenizer: Tokenizer, words: list[str], bonus: float) -> Conte
 
 
 class Transcriber:
-  """Transcribes waves with fixed-size windows (one compilation) and optional prompts, beam and hotwords."""
+  """Transcribes waves with fixed-size windows (one compilation) and optional prompts, beam and hotwords.
 
-  def __init__(self, model: prompt_asr.PromptASR, variables: dict, tokenizer: Tokenizer, settings: dict[str, Any]):
-    self.model, self.variables, self.tokenizer = model, variables, tokenizer
+  ``decoder="transducer"`` searches the RNN-T (greedy or modified beam search); ``"ctc"`` reads the auxiliary CTC
+  head (best path, or prefix beam search, hotwords as shallow fusion)."""
+
+  def __init__(self, model: prompt_asr.PromptASR, variables: dict, tokenizer: Tokenizer, settings: dict[str, Any],
+               decoder: str = "transducer"):
+    if decoder not in DECODERS:
+      raise UserError(f"decoder '{decoder}' is unknown; use one of {DECODERS}")
+    self.model, self.variables, self.tokenizer, self.decoder = model, variables, tokenizer, decoder
     self.window = int(settings["max_seconds"] * prompt_asr.SAMPLE_RATE)
     self.encode_prompts = prompt_encoding(settings)
     # stable callables, so the decoders' compiled steps are reused across windows
@@ -124,9 +132,9 @@ class Transcriber:
     self.joiner = jax.jit(functools.partial(_join, model, variables))
 
   @classmethod
-  def from_checkpoint(cls, path: str) -> "Transcriber":
+  def from_checkpoint(cls, path: str, decoder: str = "transducer") -> "Transcriber":
     model, variables, tokenizer, settings = load(path)
-    return cls(model, variables, tokenizer, settings)
+    return cls(model, variables, tokenizer, settings, decoder)
 
   @functools.cached_property
   def _encode(self):
@@ -134,6 +142,20 @@ class Transcriber:
       memory = self.model.apply(variables, ids, lengths, style_lengths, method="encode_prompt")
       return self.model.apply(variables, wave, wave_lengths, memory, lengths, method="encode_speech")
     return jax.jit(encode)
+
+  @functools.cached_property
+  def _ctc_log_probs(self):
+    return jax.jit(lambda variables, enc: jax.nn.log_softmax(
+        self.model.apply(variables, enc, method="ctc_logits").astype(jnp.float32), axis=-1))
+
+  def _ctc_search(self, enc: jax.Array, enc_lengths: jax.Array, beam: int,
+                  graphs: list[ContextGraph | None] | None) -> list[list[int]]:
+    log_probs, lengths = np.asarray(self._ctc_log_probs(self.variables, enc)), np.asarray(enc_lengths)
+    if beam == 1 and not any(g is not None for g in graphs or []):
+      return ctc_greedy(log_probs, lengths)
+    graphs = graphs or [None] * len(lengths)
+    return [ctc_prefix_beam_search(log_probs[i:i + 1], lengths[i:i + 1], beam=max(beam, 1), context_graph=g)[0]
+            for i, g in enumerate(graphs)]
 
   def transcribe_window(self, wave: np.ndarray, style_prompt: str, content_prompt: str, *, beam: int = 1,
                         graph: ContextGraph | None = None) -> str:
@@ -143,7 +165,8 @@ class Transcriber:
   def transcribe_batch(self, waves: list[np.ndarray], prompt_pairs: list[tuple[str, str]], *, beam: int = 1,
                        graphs: list[ContextGraph | None] | None = None) -> list[str]:
     """Windows ``waves[i] (L_i,)``, each ``L_i ≤ window``, with one ``(style prompt, content prompt)`` and optionally
-    one hotword graph each → their texts. Greedy search when ``beam == 1`` and no graph, else modified beam search."""
+    one hotword graph each → their texts. Greedy search when ``beam == 1`` and no graph, else beam search (modified
+    beam search for the transducer, prefix beam search for CTC)."""
     if len(prompt_pairs) != len(waves) or (graphs is not None and len(graphs) != len(waves)):
       raise UserError(f"transcribe_batch: {len(waves)} waves need as many prompt pairs (got {len(prompt_pairs)}) "
                       f"and graphs")
@@ -155,7 +178,9 @@ class Transcriber:
     ids, lengths, style_lengths = self.encode_prompts(prompt_pairs)
     enc, enc_lengths = self._encode(self.variables, padded, np.asarray([w.shape[0] for w in waves], np.int32), ids,
                                     lengths, style_lengths)
-    if beam == 1 and not any(g is not None for g in graphs or []):
+    if self.decoder == "ctc":
+      tokens = self._ctc_search(enc, enc_lengths, beam, graphs)
+    elif beam == 1 and not any(g is not None for g in graphs or []):
       tokens = greedy_search(enc, enc_lengths, self.predictor, self.joiner, context_size=self.model.context_size)
     else:
       tokens = modified_beam_search(enc, enc_lengths, self.predictor, self.joiner, beam=max(beam, 1),

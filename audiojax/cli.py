@@ -33,8 +33,7 @@ def _train(args: argparse.Namespace, overrides: list[str]) -> None:
 def _eval(args: argparse.Namespace, overrides: list[str]) -> None:
   from audiojax.train import loop
 
-  _no_overrides(overrides)
-  result = loop.evaluate(args.workdir)
+  result = loop.evaluate(args.workdir, overrides)
   print(json.dumps(result, indent=2))
 
 
@@ -81,7 +80,7 @@ def _transcribe(args: argparse.Namespace, overrides: list[str]) -> None:
       raise UserError(f"--biasing-list '{args.biasing_list}' does not exist; give a text file with one word per line")
     with open(args.biasing_list, encoding="utf-8") as f:
       words = [w.strip() for w in f if w.strip()]
-  transcriber = Transcriber.from_checkpoint(args.checkpoint)
+  transcriber = Transcriber.from_checkpoint(args.checkpoint, decoder=args.decoder)
   for path in args.files:
     text = transcriber.transcribe_file(path, style_prompt=args.style_prompt, content_prompt=args.content_prompt,
                                       biasing_words=words, beam=args.beam, boost=args.boost)
@@ -178,7 +177,8 @@ def parser() -> argparse.ArgumentParser:
   t.add_argument("--workdir", required=True, help="checkpoints, metrics and plots go here; re-running resumes")
   t.set_defaults(fn=_train)
 
-  e = sub.add_parser("eval", help="evaluate the newest checkpoint of a workdir on its eval split")
+  e = sub.add_parser("eval", help="evaluate the newest checkpoint of a workdir on its eval split (--config.KEY=VALUE "
+                                   "changes its config, e.g. --config.eval.decoder=ctc)")
   e.add_argument("--workdir", required=True)
   e.set_defaults(fn=_eval)
 
@@ -200,7 +200,9 @@ def parser() -> argparse.ArgumentParser:
                        "lower-no-punc); default mixed-punc")
   tr.add_argument("--biasing-list", default=None,
                   help="file of words (one per line): the content prompt (unless given) and hotword boosting")
-  tr.add_argument("--beam", type=int, default=1, help="1: greedy; >1: modified beam search")
+  tr.add_argument("--beam", type=int, default=1, help="1: greedy; >1: beam search")
+  tr.add_argument("--decoder", choices=("transducer", "ctc"), default="transducer",
+                  help="the RNN-T (default) or the auxiliary CTC head")
   tr.add_argument("--boost", type=float, default=2.0, help="hotword bonus per token (with --biasing-list)")
   tr.set_defaults(fn=_transcribe)
 

@@ -123,6 +123,7 @@ def asr_base() -> ml_collections.ConfigDict:
                        "mixed-punc/canonical/none", "mixed-punc/canonical/context"]
   c.eval.max_examples = 0  # 0: the whole eval split
   c.eval.batch_size = 32
+  c.eval.decoder = "transducer"  # greedy search of the RNN-T, or "ctc": the CTC head's best path
   c.optim.lr = 2e-3
   c.optim.weight_decay = 0.01
   return c

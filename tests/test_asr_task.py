@@ -149,3 +149,43 @@ def test_length_buckets_cut_only_padding_and_resume_exactly(data_dir):
     got = next(restarted)
     for key in want:
       np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_ctc_decoder_reads_the_ctc_head_in_inference_and_evaluation(workdir, data_dir):
+  import jax
+  from audiojax.tasks.asr import AsrTask
+  wd, _ = workdir
+  model, variables, tokenizer, settings = asr_inference.load(wd)
+  # a random CTC head, so best paths are not all blank after 4 training steps
+  variables = jax.tree.map(lambda x: x, variables)
+  kernel = variables["params"]["ctc_head"]["kernel"]
+  variables["params"]["ctc_head"]["kernel"] = np.random.default_rng(0).normal(0, 1, kernel.shape).astype(np.float32)
+  ctc = Transcriber(model, variables, tokenizer, settings, decoder="ctc")
+  source = tfds.data_source("espeak_prompt/tiny", split="test", data_dir=data_dir)
+  waves = [source[i]["audio"].astype(np.float32) / 32768.0 for i in range(3)]
+  pairs = [("Mixed case.", "A prompt."), ("UPPER CASE", ""), ("Mixed case.", "Zorbak Kalavik")]
+  texts = ctc.transcribe_batch(waves, pairs)
+  # independently: the CTC head's per-frame argmax, repeats merged, blanks dropped
+  ids, lengths, style_lengths = ctc.encode_prompts(pairs)
+  padded = np.zeros((3, ctc.window), np.float32)
+  for i, w in enumerate(waves):
+    padded[i, :len(w)] = w
+  wave_lengths = np.asarray([len(w) for w in waves], np.int32)
+  memory = model.apply(variables, ids, lengths, style_lengths, method="encode_prompt")
+  enc, enc_lengths = model.apply(variables, padded, wave_lengths, memory, lengths, method="encode_speech")
+  best = np.asarray(model.apply(variables, enc, method="ctc_logits")).argmax(-1)
+  want = []
+  for b in range(3):
+    path = [int(x) for x in best[b, :int(enc_lengths[b])]]
+    want.append([x for i, x in enumerate(path) if x != 0 and (i == 0 or x != path[i - 1])])
+  assert sum(map(len, want)) >= 3 and len({t for w in want for t in w}) >= 2
+  assert texts == [tokenizer.decode(w) for w in want]
+  assert len(ctc.transcribe_batch(waves, pairs, beam=3)) == 3
+  # the evaluation path decodes the same on device
+  config = config_lib.restore(os.path.join(wd, "config.json"))
+  config.eval.decoder = "ctc"
+  out = AsrTask(config).predict(variables, {"wave": padded, "wave_lengths": wave_lengths, "prompt_ids": ids,
+                                            "prompt_lengths": lengths, "style_lengths": style_lengths,
+                                            "valid": np.ones(3, bool)})
+  tokens, emitted = np.asarray(out["tokens"]), np.asarray(out["emitted"])
+  assert [tokens[b][emitted[b]].tolist() for b in range(3)] == want

@@ -4,7 +4,8 @@ Every utterance of an ASR split (``text``, ``pre_text``, ``rare_words``) is deco
 of :data:`SETTINGS`: a content prompt (none, the preceding text, a biasing list of the utterance's rare words
 shuffled with ``distractors`` other rare words of the split, or those distractors alone) and a decoder (greedy;
 modified beam search; beam search with a hotword context graph over the listed words). The style prompt is the
-canonical mixed-punc sentence throughout.
+canonical sentence of one style (``--style``, default mixed-punc) throughout; ``--decoder ctc`` decodes with the
+CTC head instead of the transducer (prefix beam search, hotwords as shallow fusion).
 
 Measured per setting: normalised WER, **recall** (the reference's rare words spelled exactly in the hypothesis,
 case-insensitive) and the **false-alarm rate**: the share of utterances whose hypothesis contains a word of the offered
@@ -97,7 +98,8 @@ def score(refs: Sequence[str], hyps: Sequence[str], rare_words: Sequence[str],
 
 
 def run_study(transcriber, examples: list[dict], *, distractors: int = 10, bonus: float = 2.0, batch_size: int = 40,
-              settings: Sequence[Setting] = SETTINGS, seed: int = 0, log=print) -> dict[str, dict[str, float]]:
+              settings: Sequence[Setting] = SETTINGS, seed: int = 0, style: str = "mixed-punc",
+              log=print) -> dict[str, dict[str, float]]:
   """Decodes ``examples`` (dicts with ``wave``, ``wave_length``, ``text``, ``pre_text``, ``rare_words``) with
   ``transcriber`` (:class:`audiojax.asr_inference.Transcriber`) under every setting → ``{setting name: metrics}``."""
   from audiojax.asr_inference import hotword_graph, style_prompt_for
@@ -105,7 +107,7 @@ def run_study(transcriber, examples: list[dict], *, distractors: int = 10, bonus
   rare = [e["rare_words"] for e in examples]
   lists, only = draw_lists(rare, distractors, seed)
   words = {"list": lists, "distractors": only}
-  style = style_prompt_for("mixed-punc")
+  style = style_prompt_for(style)
   results = {}
   for setting in settings:
     start = time.perf_counter()
@@ -165,23 +167,25 @@ def main(argv: Sequence[str] | None = None) -> None:
   p.add_argument("--bonus", type=float, nargs="+", default=[2.0],
                  help="hotword bonus per token; more values rerun the hotword settings with each (a sweep)")
   p.add_argument("--batch-size", type=int, default=40)
+  p.add_argument("--style", default="mixed-punc", help="style of the canonical style prompt")
+  p.add_argument("--decoder", choices=("transducer", "ctc"), default="transducer")
   p.add_argument("--json", default=None, help="also write the results here")
   args = p.parse_args(argv)
   from audiojax.asr_inference import Transcriber
 
   try:
-    transcriber = Transcriber.from_checkpoint(args.checkpoint)
+    transcriber = Transcriber.from_checkpoint(args.checkpoint, decoder=args.decoder)
     examples = load_examples(args.checkpoint, args.dataset, args.split, args.limit, args.data_dir)
     too_long = [e["id"] for e in examples if e["wave_length"] > transcriber.window]
     if too_long:
       raise UserError(f"{len(too_long)} utterances (e.g. '{too_long[0]}') are longer than the model's window of "
                       f"{transcriber.window / 16000:g} s; this study decodes single windows")
     results = run_study(transcriber, examples, distractors=args.distractors, bonus=args.bonus[0],
-                        batch_size=args.batch_size)
+                        batch_size=args.batch_size, style=args.style)
     for bonus in args.bonus[1:]:
       boosted = [dataclasses.replace(s, name=f"{s.name}, bonus {bonus:g}") for s in SETTINGS if s.boost]
       results.update(run_study(transcriber, examples, distractors=args.distractors, bonus=bonus,
-                               batch_size=args.batch_size, settings=boosted))
+                               batch_size=args.batch_size, settings=boosted, style=args.style))
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -65,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
   p.add_argument("--style", default="mixed-punc", help="style of the canonical style prompt")
   p.add_argument("--limit", type=int, default=0, help="first N utterances (0: all)")
   p.add_argument("--batch-size", type=int, default=16)
+  p.add_argument("--decoder", choices=("transducer", "ctc"), default="transducer")
   p.add_argument("--out", default=None, help="write id, reference and hypothesis per line (TSV) here")
   args = p.parse_args(argv)
   import tensorflow_datasets as tfds
@@ -74,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> None:
   from audiojax.configs import default_data_dir
 
   try:
-    transcriber = Transcriber.from_checkpoint(args.checkpoint)
+    transcriber = Transcriber.from_checkpoint(args.checkpoint, decoder=args.decoder)
     source = tfds.data_source(args.dataset, split=args.split, data_dir=args.data_dir or default_data_dir())
     count = min(args.limit or len(source), len(source))
     examples = [source[i] for i in range(count)]

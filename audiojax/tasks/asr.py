@@ -354,16 +354,25 @@ class AsrTask:
     return loss, (metrics, dict(model_state))
 
   def predict(self, variables: Any, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """Greedy transducer decoding on device: ``tokens (B, T)`` and ``emitted (B, T)`` (True where a token was
-    emitted), with ``valid`` passed through."""
+    """Greedy decoding on device (the transducer, or the CTC head's best path with ``config.eval.decoder="ctc"``):
+    ``tokens (B, T)`` and ``emitted (B, T)`` (True where a token was emitted), with ``valid`` passed through."""
     memory = self.model.apply(variables, batch["prompt_ids"], batch["prompt_lengths"], batch["style_lengths"],
                               method="encode_prompt")
     enc, lengths = self.model.apply(variables, batch["wave"], batch["wave_lengths"], memory, batch["prompt_lengths"],
                                     method="encode_speech")
-    tokens, emitted = greedy_scan(
-        enc, lengths, predictor=lambda t: self.model.apply(variables, t, method="predictor"),
-        joiner=lambda e, p: self.model.apply(variables, e, p, method="joiner"),
-        context_size=self.model.context_size, blank_id=self.tokenizer.blank_id)
+    decoder = self.config.eval.get("decoder", "transducer")
+    if decoder == "ctc":
+      tokens = jnp.argmax(self.model.apply(variables, enc, method="ctc_logits"), axis=-1).astype(jnp.int32)
+      previous = jnp.pad(tokens[:, :-1], ((0, 0), (1, 0)), constant_values=self.tokenizer.blank_id)
+      frames = jnp.arange(tokens.shape[1])[None, :] < lengths[:, None]
+      emitted = (tokens != self.tokenizer.blank_id) & (tokens != previous) & frames
+    elif decoder == "transducer":
+      tokens, emitted = greedy_scan(
+          enc, lengths, predictor=lambda t: self.model.apply(variables, t, method="predictor"),
+          joiner=lambda e, p: self.model.apply(variables, e, p, method="joiner"),
+          context_size=self.model.context_size, blank_id=self.tokenizer.blank_id)
+    else:
+      raise UserError(f"config.eval.decoder '{decoder}' is unknown; use 'transducer' or 'ctc'")
     return {"tokens": tokens, "emitted": emitted, "valid": batch["valid"]}
 
   def pretrained_variables(self, path: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import functools
 import logging
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -326,9 +326,10 @@ def load_for_inference(workdir: str, config: Any | None = None) -> tuple[Trainer
   return trainer, trainer.restore(workdir, step), step
 
 
-def evaluate(workdir: str) -> dict[str, float]:
-  """Evaluates the newest checkpoint of ``workdir`` with the config it was trained with."""
-  config = config_lib.restore(os.path.join(workdir, "config.json"))
+def evaluate(workdir: str, overrides: Sequence[str] = ()) -> dict[str, float]:
+  """Evaluates the newest checkpoint of ``workdir`` with the config it was trained with, changed by ``overrides``
+  (``--config.eval.decoder=ctc`` ...)."""
+  config = config_lib.override(config_lib.restore(os.path.join(workdir, "config.json")), overrides)
   trainer = Trainer(config)
   step = checkpoint.require_latest_step(workdir)
   state = trainer.restore(workdir, step)
