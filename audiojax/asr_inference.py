@@ -19,6 +19,7 @@ import numpy as np
 
 from audiojax import config as config_lib
 from audiojax import model_dir
+from audiojax.asr_options import DECODERS
 from audiojax.audio.io import stream_audio
 from audiojax.decode.ctc import ctc_greedy, ctc_prefix_beam_search
 from audiojax.decode.context_graph import ContextGraph
@@ -31,7 +32,6 @@ from audiojax.text.tokenizer import Tokenizer
 
 FAMILY = "prompt_asr"
 TOKENIZER_FILE = "tokenizer.model"
-DECODERS = ("transducer", "ctc")
 BERT_VOCAB_DIR = "bert_vocab"  # a BERT prompt encoder's vocab.txt + tokenizer_config.json (its weights: "frozen")
 
 

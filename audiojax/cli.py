@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 
+from audiojax.asr_options import add_decoder_arg
 from audiojax.errors import UserError
 
 
@@ -201,8 +202,7 @@ def parser() -> argparse.ArgumentParser:
   tr.add_argument("--biasing-list", default=None,
                   help="file of words (one per line): the content prompt (unless given) and hotword boosting")
   tr.add_argument("--beam", type=int, default=1, help="1: greedy; >1: beam search")
-  tr.add_argument("--decoder", choices=("transducer", "ctc"), default="transducer",
-                  help="the RNN-T (default) or the auxiliary CTC head")
+  add_decoder_arg(tr)
   tr.add_argument("--boost", type=float, default=2.0, help="hotword bonus per token (with --biasing-list)")
   tr.set_defaults(fn=_transcribe)
 

@@ -28,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
+from audiojax.asr_options import add_eval_args
 from audiojax.errors import UserError
 from audiojax.eval.wer import wer
 from audiojax.text import styles
@@ -158,17 +159,12 @@ def load_examples(checkpoint: str, dataset: str | None, split: str, limit: int, 
 
 def main(argv: Sequence[str] | None = None) -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--checkpoint", required=True, help="a PromptASR training workdir or model directory")
+  add_eval_args(p)
   p.add_argument("--dataset", default=None, help="default: the checkpoint's training dataset")
-  p.add_argument("--split", default="test")
-  p.add_argument("--data-dir", default=None)
-  p.add_argument("--limit", type=int, default=0, help="first N utterances (0: all)")
   p.add_argument("--distractors", type=int, default=10)
   p.add_argument("--bonus", type=float, nargs="+", default=[2.0],
                  help="hotword bonus per token; more values rerun the hotword settings with each (a sweep)")
   p.add_argument("--batch-size", type=int, default=40)
-  p.add_argument("--style", default="mixed-punc", help="style of the canonical style prompt")
-  p.add_argument("--decoder", choices=("transducer", "ctc"), default="transducer")
   p.add_argument("--json", default=None, help="also write the results here")
   args = p.parse_args(argv)
   from audiojax.asr_inference import Transcriber

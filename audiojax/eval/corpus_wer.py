@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from audiojax.asr_options import add_eval_args
 from audiojax.errors import UserError
 from audiojax.eval.wer import word_errors
 from audiojax.text import styles
@@ -58,14 +59,9 @@ def transcribe_corpus(transcriber, waves: Sequence[np.ndarray], *, style_prompt:
 
 def main(argv: Sequence[str] | None = None) -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--checkpoint", required=True, help="a PromptASR training workdir or model directory")
+  add_eval_args(p)
   p.add_argument("--dataset", required=True, help="e.g. asterisk_en or espeak_prompt/small")
-  p.add_argument("--split", default="test")
-  p.add_argument("--data-dir", default=None)
-  p.add_argument("--style", default="mixed-punc", help="style of the canonical style prompt")
-  p.add_argument("--limit", type=int, default=0, help="first N utterances (0: all)")
   p.add_argument("--batch-size", type=int, default=16)
-  p.add_argument("--decoder", choices=("transducer", "ctc"), default="transducer")
   p.add_argument("--out", default=None, help="write id, reference and hypothesis per line (TSV) here")
   args = p.parse_args(argv)
   import tensorflow_datasets as tfds

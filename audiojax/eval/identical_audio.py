@@ -6,8 +6,9 @@ text spelling the name once as recorded (``Tesszar``) and once respelled (``espe
 ``Teszar``); the audio is the same file, so only the content prompt (the preceding text, in the mixed-punc style,
 with the canonical mixed-punc style prompt) can decide. A model initialised from ``--init`` (a Prompt-ASR training
 workdir, e.g. the ``espeak.py`` run) is fine-tuned on these items (memory dropout off) and, every ``--eval-every``
-steps, greedy-decodes every item with its training prompt; **prompt-matched** is the share of items whose
-hypothesis spells the name as the prompt does (case-insensitive), **other** the share spelling it the other way.
+steps, greedy-decodes every item with its training prompt (``--decoder``: the transducer, or the CTC head);
+**prompt-matched** is the share of items whose hypothesis spells the name as the prompt does (case-insensitive),
+**other** the share spelling it the other way.
 
 Command:  python -m audiojax.eval.identical_audio --init workdirs/prompt_asr --out workdirs/identical_audio
 Hardware: a 2-core CPU.
@@ -27,6 +28,7 @@ import tensorflow_datasets as tfds
 
 from audiojax import config as config_lib
 from audiojax import parallel
+from audiojax.asr_options import add_decoder_arg
 from audiojax.data import pipeline
 from audiojax.data.builders import espeak_prompt
 from audiojax.tasks import asr
@@ -88,6 +90,7 @@ def main() -> None:
   p.add_argument("--eval-every", type=int, default=50)
   p.add_argument("--batch-size", type=int, default=16)
   p.add_argument("--lr", type=float, default=5e-4)
+  add_decoder_arg(p)
   args = p.parse_args()
   config = config_lib.restore(os.path.join(args.init, "config.json"))
   config.init.checkpoint = args.init
@@ -95,6 +98,7 @@ def main() -> None:
   config.train.steps = args.steps
   config.train.batch_size = args.batch_size
   config.eval.batch_size = args.batch_size
+  config.eval.decoder = args.decoder
   config.optim.lr = args.lr
   config.optim.warmup_steps = min(20, args.steps)
   config.loss.warmup_steps = 1  # the pruned loss is already warm in the initial model

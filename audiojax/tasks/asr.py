@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import tensorflow_datasets as tfds
 
+from audiojax.asr_options import DECODERS
 from audiojax.audio.io import from_pcm16
 from audiojax.data import builders, pipeline
 from audiojax.decode.transducer import greedy_scan
@@ -372,7 +373,7 @@ class AsrTask:
           joiner=lambda e, p: self.model.apply(variables, e, p, method="joiner"),
           context_size=self.model.context_size, blank_id=self.tokenizer.blank_id)
     else:
-      raise UserError(f"config.eval.decoder '{decoder}' is unknown; use 'transducer' or 'ctc'")
+      raise UserError(f"config.eval.decoder '{decoder}' is unknown; use one of {DECODERS}")
     return {"tokens": tokens, "emitted": emitted, "valid": batch["valid"]}
 
   def pretrained_variables(self, path: str) -> dict[str, Any]:
