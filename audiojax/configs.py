@@ -127,3 +127,24 @@ def asr_base() -> ml_collections.ConfigDict:
   c.optim.lr = 2e-3
   c.optim.weight_decay = 0.01
   return c
+
+
+BASES = {"tagging": tagging_base, "asr": asr_base}  # config.task → its base config
+
+
+def with_current_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A restored ``config`` (a workdir's ``config.json``) laid over its task's current base config.
+
+  Groups (``data``, ``eval``, ``loss``...) gain the fields added to the code since the workdir was written, with
+  their defaults, so an old workdir still evaluates and takes ``--config`` overrides of new fields. Values inside a
+  group are kept whole: a dict such as ``prompts.style_weights`` is not merged with the default's keys."""
+  base = BASES.get(config.get("task"))
+  if base is None:
+    return config
+  merged = base().to_dict()
+  for key, value in config.to_dict().items():
+    if isinstance(value, dict) and isinstance(merged.get(key), dict):
+      merged[key] = {**merged[key], **value}
+    else:
+      merged[key] = value
+  return ml_collections.ConfigDict(merged)

@@ -3,6 +3,7 @@ import ml_collections
 import pytest
 
 from audiojax import config as config_lib
+from audiojax import configs
 from audiojax.errors import UserError
 
 DEMO = "experiments/ced/demo.py"
@@ -55,3 +56,20 @@ def test_config_round_trips_through_json(tmp_path):
   assert restored.train.steps == c.train.steps and restored.mesh.data == c.mesh.data
   assert [list(map(lambda a: list(a) if isinstance(a, tuple) else a, r)) for r in c.sharding.rules] == \
       [list(r) for r in restored.sharding.rules]
+
+
+def test_old_workdir_configs_gain_new_fields_and_keep_their_values(tmp_path):
+  """A config.json written before a field existed still takes overrides of that field; dict values stay whole."""
+  old = configs.asr_base()
+  old.prompts.style_weights = {"lower-punc": 1.0}
+  old.optim.lr = 7e-4
+  del old.eval["decoder"]  # a field added after this workdir was written
+  config_lib.save(old, tmp_path / "config.json")
+  restored = config_lib.restore(str(tmp_path / "config.json"))
+  with pytest.raises(UserError):
+    config_lib.override(restored, ["--config.eval.decoder=ctc"])
+  completed = config_lib.override(configs.with_current_defaults(restored), ["--config.eval.decoder=ctc"])
+  assert completed.eval.decoder == "ctc" and completed.optim.lr == 7e-4
+  assert completed.eval.batch_size == old.eval.batch_size and completed.loss.prune_range == old.loss.prune_range
+  assert dict(completed.prompts.style_weights) == {"lower-punc": 1.0}
+  assert "clip_seconds" not in completed.data  # the ASR base, not the tagging one

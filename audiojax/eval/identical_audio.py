@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from audiojax import config as config_lib
-from audiojax import parallel
+from audiojax import configs, parallel
 from audiojax.asr_options import add_decoder_arg
 from audiojax.data import pipeline
 from audiojax.data.builders import espeak_prompt
@@ -92,7 +92,7 @@ def main() -> None:
   p.add_argument("--lr", type=float, default=5e-4)
   add_decoder_arg(p)
   args = p.parse_args()
-  config = config_lib.restore(os.path.join(args.init, "config.json"))
+  config = configs.with_current_defaults(config_lib.restore(os.path.join(args.init, "config.json")))
   config.init.checkpoint = args.init
   config.tokenizer.path = os.path.join(args.init, "tokenizer.model")
   config.train.steps = args.steps

@@ -20,7 +20,7 @@ from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from audiojax import config as config_lib
-from audiojax import model_dir, parallel, tasks
+from audiojax import configs, model_dir, parallel, tasks
 from audiojax.errors import UserError
 from audiojax.train import checkpoint, metrics as metrics_lib
 from audiojax.train.state import TrainState, create, make_optimizer
@@ -327,9 +327,10 @@ def load_for_inference(workdir: str, config: Any | None = None) -> tuple[Trainer
 
 
 def evaluate(workdir: str, overrides: Sequence[str] = ()) -> dict[str, float]:
-  """Evaluates the newest checkpoint of ``workdir`` with the config it was trained with, changed by ``overrides``
-  (``--config.eval.decoder=ctc`` ...)."""
-  config = config_lib.override(config_lib.restore(os.path.join(workdir, "config.json")), overrides)
+  """Evaluates the newest checkpoint of ``workdir`` with the config it was trained with (fields added to the code
+  since then take their defaults), changed by ``overrides`` (``--config.eval.decoder=ctc`` ...)."""
+  restored = configs.with_current_defaults(config_lib.restore(os.path.join(workdir, "config.json")))
+  config = config_lib.override(restored, overrides)
   trainer = Trainer(config)
   step = checkpoint.require_latest_step(workdir)
   state = trainer.restore(workdir, step)
