@@ -21,6 +21,7 @@ from audiojax import config as config_lib
 from audiojax import model_dir
 from audiojax.asr_options import DECODERS
 from audiojax.audio.io import stream_audio
+from audiojax.data.pipeline import fixed_size_batches
 from audiojax.decode.ctc import ctc_greedy, ctc_prefix_beam_search
 from audiojax.decode.context_graph import ContextGraph
 from audiojax.decode.transducer import greedy_search, modified_beam_search
@@ -194,12 +195,10 @@ class Transcriber:
     by repeating its last row, so every batch has one shape and the encoder compiles once."""
     graphs = list(graphs) if graphs is not None else [None] * len(waves)
     texts: list[str] = []
-    for lo in range(0, len(waves), batch_size):
-      rows = list(range(lo, min(lo + batch_size, len(waves))))
-      rows += [rows[-1]] * (batch_size - len(rows))
+    for rows, real in fixed_size_batches(len(waves), batch_size):
       out = self.transcribe_batch([waves[i] for i in rows], [prompt_pairs[i] for i in rows], beam=beam,
                                   graphs=[graphs[i] for i in rows])
-      texts += out[:len(waves) - lo]
+      texts += out[:real]
     return texts
 
   def transcribe_file(self, path: str, *, style_prompt: str | None = None, content_prompt: str = "",

@@ -511,3 +511,11 @@ def test_length_bucketed_batches_cover_each_epoch_once_with_little_padding():
   assert bucket_length(300, (200, 300, 400)) == 300 and bucket_length(301, (200, 300, 400)) == 400
   with pytest.raises(UserError, match="max_seconds"):
     bucket_length(401, (200, 300, 400))
+
+
+def test_fixed_size_batches_cover_every_index_once_in_one_shape():
+  from audiojax.data.pipeline import fixed_size_batches
+  batches = list(fixed_size_batches(7, 3))
+  assert batches == [([0, 1, 2], 3), ([3, 4, 5], 3), ([6, 6, 6], 1)]
+  assert [i for rows, real in batches for i in rows[:real]] == list(range(7))
+  assert list(fixed_size_batches(0, 4)) == [] and list(fixed_size_batches(4, 4)) == [([0, 1, 2, 3], 4)]

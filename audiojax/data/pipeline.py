@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import grain
 import jax
@@ -89,6 +89,14 @@ def bucket_length(longest: int, edges: Sequence[int]) -> int:
       return int(edge)
   raise UserError(f"an example of {longest} samples is longer than the last length bucket ({edges[-1]}); raise "
                   f"config.data.max_seconds")
+
+
+def fixed_size_batches(count: int, batch_size: int) -> Iterator[tuple[list[int], int]]:
+  """``(indices, real)`` over ``range(count)``, ``batch_size`` at a time: the last batch is filled up by repeating
+  its last index, so every batch has one shape (one compilation); only its first ``real`` rows are results."""
+  for start in range(0, count, batch_size):
+    indices = list(range(start, min(start + batch_size, count)))
+    yield indices + [indices[-1]] * (batch_size - len(indices)), len(indices)
 
 
 class LengthBucketedBatches(Sequence):

@@ -69,11 +69,10 @@ def batch_of(task: asr.AsrTask, rows: list[dict]) -> dict[str, np.ndarray]:
 def evaluate(trainer: loop.Trainer, state, items: list[dict], batch_size: int) -> dict[str, float]:
   task, predict = trainer.task, trainer.predict_fn(state)
   matched = other = 0
-  for start in range(0, len(items), batch_size):
-    rows = items[start:start + batch_size]
-    padded = rows + [rows[-1]] * (batch_size - len(rows))
-    out = predict({**batch_of(task, padded), "valid": np.arange(batch_size) < len(rows)})
-    for b, row in enumerate(rows):
+  for indices, real in pipeline.fixed_size_batches(len(items), batch_size):
+    rows = [items[i] for i in indices]
+    out = predict({**batch_of(task, rows), "valid": np.arange(batch_size) < real})
+    for b, row in enumerate(rows[:real]):
       words = styles.normalize_for_wer(task.tokenizer.decode(out["tokens"][b][out["emitted"][b]].tolist())).split()
       matched += row["spelling"].lower() in words
       other += row["other"].lower() in words

@@ -446,17 +446,11 @@ class AsrTask:
     """Greedy transcripts of ``examples`` with one ``(style prompt, content prompt)`` each."""
     local_batch = int(self.config.eval.batch_size) // jax.process_count()
     hyps: list[str] = []
-    for start in range(0, len(examples), local_batch):
-      rows = examples[start:start + local_batch]
-      pairs = prompt_pairs[start:start + local_batch]
-      valid = np.zeros(local_batch, bool)
-      valid[:len(rows)] = True
-      rows = rows + [rows[-1]] * (local_batch - len(rows))
-      pairs = pairs + [pairs[-1]] * (local_batch - len(pairs))
-      ids, lengths, style_lengths = self.encode_prompts(pairs)
-      out = predict_fn({**_stack_waves(rows), "prompt_ids": ids, "prompt_lengths": lengths,
-                        "style_lengths": style_lengths, "valid": valid})
-      for b in range(int(valid.sum())):
+    for rows, real in pipeline.fixed_size_batches(len(examples), local_batch):
+      ids, lengths, style_lengths = self.encode_prompts([prompt_pairs[i] for i in rows])
+      out = predict_fn({**_stack_waves([examples[i] for i in rows]), "prompt_ids": ids, "prompt_lengths": lengths,
+                        "style_lengths": style_lengths, "valid": np.arange(local_batch) < real})
+      for b in range(real):
         hyps.append(self.tokenizer.decode(out["tokens"][b][out["emitted"][b]].tolist()))
     return hyps
 
