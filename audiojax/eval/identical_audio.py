@@ -66,17 +66,29 @@ def batch_of(task: asr.AsrTask, rows: list[dict]) -> dict[str, np.ndarray]:
           "style_lengths": style_lengths}
 
 
-def evaluate(trainer: loop.Trainer, state, items: list[dict], batch_size: int) -> dict[str, float]:
+def spelling_hits(hypothesis: str, spelling: str, other: str) -> tuple[bool, bool]:
+  """Whether ``hypothesis`` holds the word ``spelling``, and whether it holds ``other`` (case, punctuation and a
+  possessive ``'s`` ignored)."""
+  words = {w.removesuffix("'S") for w in styles.normalize_for_wer(hypothesis).split()}
+  return styles.normalize_for_wer(spelling) in words, styles.normalize_for_wer(other) in words
+
+
+def evaluate(trainer: loop.Trainer, state, items: list[dict], batch_size: int, shown: int = 4) -> dict:
+  """Prompt-matched and other-spelling shares over ``items``, and the first ``shown`` items' hypotheses next to their
+  references."""
   task, predict = trainer.task, trainer.predict_fn(state)
   matched = other = 0
+  hyps = []
   for indices, real in pipeline.fixed_size_batches(len(items), batch_size):
     rows = [items[i] for i in indices]
     out = predict({**batch_of(task, rows), "valid": np.arange(batch_size) < real})
     for b, row in enumerate(rows[:real]):
-      words = styles.normalize_for_wer(task.tokenizer.decode(out["tokens"][b][out["emitted"][b]].tolist())).split()
-      matched += row["spelling"].lower() in words
-      other += row["other"].lower() in words
-  return {"prompt_matched": matched / len(items), "other_spelling": other / len(items)}
+      hyps.append(task.tokenizer.decode(out["tokens"][b][out["emitted"][b]].tolist()))
+      hit, other_hit = spelling_hits(hyps[-1], row["spelling"], row["other"])
+      matched += hit
+      other += other_hit
+  return {"prompt_matched": matched / len(items), "other_spelling": other / len(items),
+          "examples": [{"reference": item["text"], "hypothesis": hyp} for item, hyp in zip(items[:shown], hyps)]}
 
 
 def main() -> None:
