@@ -29,3 +29,4 @@ def test_score_counts_recall_and_false_alarms_case_insensitively():
   assert m["false_alarm_rate"] == pytest.approx(1 / 3)  # utterance 2 says Ostrel, which its reference does not
   assert m["wer"] == pytest.approx(3 / 9)  # kalavic, teszar, the inserted ostrel over 9 reference words
   assert m["utterances"] == 3 and m["rare_words"] == 3
+  assert score(["Kaludor's house."], ["KALUDOR'S HOUSE"], ["Kaludor"], [["Kaludor"]])["recall"] == 1.0

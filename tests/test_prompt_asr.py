@@ -107,3 +107,4 @@ def test_wer_and_rare_word_hits():
   assert wer(["a b c d", "e f"], ["a x c", "e f g"]) == pytest.approx(3 / 6)
   assert rare_word_hits("I met ZORBAKIN today.", "Zorbakin") == (1, 1)
   assert rare_word_hits("I met Zorbakyn today.", "Zorbakin") == (0, 1)
+  assert rare_word_hits("Zorbakin's coat.", "Zorbakin Tesszar") == (1, 2)

@@ -58,11 +58,6 @@ SETTINGS = (
 )
 
 
-def words_of(text: str) -> set[str]:
-  """Normalised word set of ``text`` (lower case, no punctuation)."""
-  return set(styles.normalize_for_wer(text).split())
-
-
 def draw_lists(rare_words: Sequence[str], count: int, seed: int = 0) -> tuple[list[list[str]], list[list[str]]]:
   """Per utterance: ``(true + distractors shuffled, distractors only)``. Distractors are ``count`` distinct rare
   words of the other utterances (never a word of this utterance's own ``rare_words``)."""
@@ -88,11 +83,11 @@ def score(refs: Sequence[str], hyps: Sequence[str], rare_words: Sequence[str],
   """WER, rare-word recall and false-alarm rate (see the module docstring) of ``hyps`` against ``refs``."""
   found = total = alarms = 0
   for ref, hyp, rare, listed in zip(refs, hyps, rare_words, offered):
-    hyp_words, ref_words = words_of(hyp), words_of(ref)
-    wanted = words_of(rare)
+    hyp_words, ref_words = styles.name_words(hyp), styles.name_words(ref)
+    wanted = styles.name_words(rare)
     found += len(wanted & hyp_words)
     total += len(wanted)
-    alarms += any(w in hyp_words and w not in ref_words for w in words_of(" ".join(listed)))
+    alarms += any(w in hyp_words and w not in ref_words for w in styles.name_words(" ".join(listed)))
   return {"wer": wer([styles.normalize_for_wer(r) for r in refs], [styles.normalize_for_wer(h) for h in hyps]),
           "recall": found / max(total, 1), "false_alarm_rate": alarms / max(len(refs), 1),
           "utterances": len(refs), "rare_words": total}

@@ -69,7 +69,7 @@ def batch_of(task: asr.AsrTask, rows: list[dict]) -> dict[str, np.ndarray]:
 def spelling_hits(hypothesis: str, spelling: str, other: str) -> tuple[bool, bool]:
   """Whether ``hypothesis`` holds the word ``spelling``, and whether it holds ``other`` (case, punctuation and a
   possessive ``'s`` ignored)."""
-  words = {w.removesuffix("'S") for w in styles.normalize_for_wer(hypothesis).split()}
+  words = styles.name_words(hypothesis)
   return styles.normalize_for_wer(spelling) in words, styles.normalize_for_wer(other) in words
 
 

@@ -263,8 +263,9 @@ def eval_prompt(condition: str, example: dict, rng: np.random.Generator,
 
 
 def rare_word_hits(hyp: str, rare_words: str) -> tuple[int, int]:
-  """``(found, total)``: rare words of the reference spelled exactly (case-insensitive) in the hypothesis."""
-  words = set(styles.normalize_for_wer(hyp).split())
+  """``(found, total)``: rare words of the reference spelled exactly (case and possessives ignored) in the
+  hypothesis."""
+  words = styles.name_words(hyp)
   wanted = styles.normalize_for_wer(rare_words).split()
   return sum(w in words for w in wanted), len(wanted)
 

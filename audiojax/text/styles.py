@@ -65,6 +65,12 @@ def normalize_for_wer(text: str) -> str:
   return apply_style(text, "upper-no-punc")
 
 
+def name_words(text: str) -> set[str]:
+  """The words of ``text`` a name can be matched against: :func:`normalize_for_wer` words with a possessive ``'S``
+  removed (``Kaludor's`` → ``KALUDOR``)."""
+  return {word.removesuffix("'S") for word in normalize_for_wer(text).split()}
+
+
 def clean_book_text(text: str) -> str:
   """Book text as the recipe feeds it (``train_text_normalization``): curly quotes made straight and a leading
   ``'" '`` (a quote left open from the previous segment) dropped."""
