@@ -10,7 +10,8 @@ Command:  python -m audiojax data build espeak_prompt/small
           python -m audiojax train --config experiments/prompt_asr/espeak.py --workdir workdirs/prompt_asr
           python -m audiojax train --config experiments/prompt_asr/espeak.py:steps=3600 --workdir workdirs/prompt_asr
           python -m audiojax eval --workdir workdirs/prompt_asr --config.eval.decoder=ctc
-          python -m audiojax.eval.biasing --checkpoint workdirs/prompt_asr --limit 120 --style upper-no-punc
+          python -m audiojax.eval.biasing --checkpoint workdirs/prompt_asr --style upper-no-punc --bonus 1.5 2 3
+          python -m audiojax.eval.identical_audio --init workdirs/prompt_asr --out workdirs/identical --decoder ctc
 Hardware: a 2-core CPU.
 Runtime:  the measured model ran 900 steps (63 min at 2.6 s/step, fixed 7.5 s padding), then was resumed to 3,600
           steps (a new cosine schedule from step 900) with length buckets: 1.9 s/step when the machine is otherwise
@@ -22,13 +23,21 @@ Expected: measured at step 3,600 on the 400 held-out test utterances (held-out v
             with the preceding text, no content or a biasing list): style switching meets issue 5's bar, WER does not
             (target ≤ 20 %).
           - Transducer, greedy: upper-no-punc 52.0 % WER, 99.8 % in style; mixed-punc FAILS (91 % WER, 73 % in
-            style): on training utterances its full RNN-T loss is 0.79 nats/piece for mixed-case references against
-            0.04 for upper-case, while the CTC loss is the same (0.28 / 0.29), so the joiner, not the encoder, has
-            not learned the mixed style yet.
-          - Names (first 120 test utterances, transducer, upper-no-punc): beam 4 recalls 22.5 % of the held-out names;
-            hotword boosting with the true list plus 10 distractors gives 51.7 % at bonus 1 (1.7 % false alarms,
-            WER 50.9 → 47.5 %) and 55.0 % at bonus 2 (2.5 %). The list as a cross-attention prompt gives no gain
-            yet (20.0 % vs 20.8 % without).
+            style). On 16 training utterances, per piece: full RNN-T loss 0.78 (mixed) vs 0.04 (upper), while CTC is
+            0.28 vs 0.29. The encoder-side transducer heads are what fail: the simple joiner (am + lm) scores 1.20
+            vs 0.15 and its am alone 4.7 vs 2.8, while the lm alone is even (1.75 vs 1.90). At the cells where a
+            lower-case letter should be emitted the joiner's top choice is blank for 25 % of them (1 % for upper),
+            and its tanh is more saturated by the predictor side (mean gate 0.10 vs 0.16), so mixed-case greedy
+            output reads like predictor babble ("Lin a bred sairter."). Not fixed by 300 steps of the full
+            (unpruned) loss (0.78 → 0.75) nor by a blank penalty at decoding.
+          - Generalisation, not capacity, bounds the WER (CTC, upper-no-punc, 200 utterances each): training
+            sentences 17.9 %, test sentences read by training voices 48.6 %, by held-out voices 59.1 %.
+          - Names (all 400 test utterances, transducer, upper-no-punc; ``--bonus 1.5 2 3``): beam 4 recalls 18.5 %
+            of the held-out names; hotword boosting with the true list plus 10 distractors recalls 55.8 % at bonus
+            1.5 and 58.2 % at bonus 2 with 0.0 % false alarms (WER 50.7 → 47.8 %); bonus 3 gives 56.8 % at 0.8 %.
+            The list as a cross-attention prompt gives no gain (greedy: 19.5 % with the list, 19.5 % without).
+          - Identical-audio test (``identical_audio --decoder ctc``, 64 items, 300 steps): 45.3 % prompt-matched,
+            42.2 % the other spelling: the prompt does not decide the spelling yet (bar: ≥ 95 %).
           After 900 steps the model was not usable (95 % WER); a 500-piece vocabulary was slower still (CTC loss 3.9
           after 775 steps).
 """
