@@ -108,3 +108,36 @@ def test_wer_and_rare_word_hits():
   assert rare_word_hits("I met ZORBAKIN today.", "Zorbakin") == (1, 1)
   assert rare_word_hits("I met Zorbakyn today.", "Zorbakin") == (0, 1)
   assert rare_word_hits("Zorbakin's coat.", "Zorbakin Tesszar") == (1, 2)
+
+
+def test_respelled_names_agree_in_transcript_prompt_and_list(tmp_path):
+  """Prompt-decidable spellings: the target and the content prompt carry the same new spelling; prob 0 is a no-op."""
+  from audiojax.data.builders.espeak_prompt import respellings
+  from audiojax.tasks.asr import TrainingBatch, respell_rare_words
+  from audiojax.text.tokenizer import train_bpe
+
+  text, pre_text = "Kaludor's house stands by the river.", "Everyone in town knew Kaludor. He sang."
+  rng = np.random.default_rng(0)
+  assert respell_rare_words(rng, text, pre_text, "Kaludor", 0.0) == (text, pre_text, "Kaludor")
+  seen = set()
+  for _ in range(20):
+    new_text, new_pre, new_list = respell_rare_words(rng, text, pre_text, "Kaludor", 1.0)
+    assert new_list in respellings("Kaludor")
+    assert new_text == text.replace("Kaludor", new_list) and new_pre == pre_text.replace("Kaludor", new_list)
+    seen.add(new_list)
+  assert len(seen) > 1
+
+  tokenizer = train_bpe([text, pre_text] * 20 + [" ".join(respellings("Kaludor"))] * 5, str(tmp_path / "bpe"), 300)
+  batcher = TrainingBatch(tokenizer, max_tokens=96, max_prompt_length=256, style_weights=(("mixed-punc", 1.0),),
+                          canonical_prob=1.0, content_mode="pre_text", distractors=(), respell_prob=1.0)
+  rows = [{"wave": np.zeros(160, np.float32), "wave_length": np.int32(160), "text": text, "pre_text": pre_text,
+           "rare_words": "Kaludor", "id": str(i)} for i in range(8)]
+  batch = batcher(rows, np.random.default_rng(1))
+  agree = 0
+  for b in range(8):
+    target = batcher.tokenizer.decode(batch["labels"][b][:batch["label_lengths"][b]].tolist())
+    spelling = target.split("'")[0]
+    assert spelling in respellings("Kaludor")
+    _, content = prompts.decode_prompt(batch["prompt_ids"][b], int(batch["prompt_lengths"][b]))
+    agree += content == pre_text.replace("Kaludor", spelling)
+  assert agree >= 6  # a row's content prompt is blanked or swapped with another row's 5 % of the time each

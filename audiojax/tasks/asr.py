@@ -30,6 +30,7 @@ import dataclasses
 import functools
 import logging
 import os
+import re
 import shutil
 from typing import Any, Callable
 
@@ -43,6 +44,7 @@ import tensorflow_datasets as tfds
 from audiojax.asr_options import DECODERS
 from audiojax.audio.io import from_pcm16
 from audiojax.data import builders, pipeline
+from audiojax.data.builders import espeak_prompt
 from audiojax.decode.transducer import greedy_scan
 from audiojax.errors import UserError
 from audiojax.eval.wer import wer
@@ -186,6 +188,21 @@ def _labels(tokenizer: Tokenizer, texts: list[str], max_tokens: int, ids: list[s
   return labels, np.asarray([len(t) for t in encoded], np.int32)
 
 
+def respell_rare_words(rng: np.random.Generator, text: str, pre_text: str, rare_words: str,
+                       prob: float) -> tuple[str, str, str]:
+  """Prompt-decidable spellings: with probability ``prob`` each rare word that has respellings
+  (:func:`~audiojax.data.builders.espeak_prompt.respellings`: ``Kaludor`` → ``Caludor``) is replaced by a random one in
+  the transcript, the preceding text and the rare-word list alike. The audio still says the same sound, so only the
+  content prompt can tell the model which spelling to write: the identical-audio situation, at training time."""
+  for name in rare_words.split():
+    others = espeak_prompt.respellings(name)
+    if others and rng.random() < prob:
+      other = others[int(rng.integers(len(others)))]
+      pattern = re.compile(rf"\b{re.escape(name)}\b")
+      text, pre_text, rare_words = (pattern.sub(other, s) for s in (text, pre_text, rare_words))
+  return text, pre_text, rare_words
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingBatch:
   """A list of decoded examples → the training batch, prompts drawn as the recipe does (see module docstring)."""
@@ -199,6 +216,7 @@ class TrainingBatch:
   distractors: tuple[str, ...]
   bert_dir: str = ""  # set: WordPiece prompts of this BERT
   bucket_samples: tuple[int, ...] = ()  # set: waves are cut to the smallest of these holding the longest
+  respell_prob: float = 0.0  # per rare word: respell it in text, pre_text and list (``respell_rare_words``)
 
   @functools.cached_property
   def tokenizer(self) -> Tokenizer:
@@ -211,12 +229,14 @@ class TrainingBatch:
   def __call__(self, rows: list[dict], rng: np.random.Generator) -> dict[str, np.ndarray]:
     drawn = []
     for r in rows:
+      text, pre_text, rare_words = r["text"], r["pre_text"], r["rare_words"]
+      if self.respell_prob:
+        text, pre_text, rare_words = respell_rare_words(rng, text, pre_text, rare_words, self.respell_prob)
       content = None
       if self.content_mode == "mix":
-        content = prompts.sample_context_list(rng, r["rare_words"], self.distractors, pre_text=r["pre_text"],
-                                              reference=r["text"], num_distractors=(3, 10),
-                                              num_distractors_only=(1, 10))
-      drawn.append(prompts.sample_training_text(rng, r["text"], r["pre_text"], style_weights=dict(self.style_weights),
+        content = prompts.sample_context_list(rng, rare_words, self.distractors, pre_text=pre_text,
+                                              reference=text, num_distractors=(3, 10), num_distractors_only=(1, 10))
+      drawn.append(prompts.sample_training_text(rng, text, pre_text, style_weights=dict(self.style_weights),
                                                 canonical_prob=self.canonical_prob, content=content,
                                                 style_from_text=False))
     content, style = prompts.perturb_batch(rng, [d.content_prompt for d in drawn], [d.style_prompt for d in drawn],
@@ -422,7 +442,7 @@ class AsrTask:
     batcher = TrainingBatch(tokenizer_path(self.config), self.max_tokens, self.max_prompt_length,
                             tuple(sorted(dict(p.style_weights).items())), float(p.canonical_prob), p.content,
                             self.distractors if p.content == "mix" else (), bert_dir=self.bert_dir,
-                            bucket_samples=buckets)
+                            bucket_samples=buckets, respell_prob=float(p.get("respell_prob", 0.0)))
     source = pipeline.host_shard(self._source(data.train_split), data.name)
     decode = DecodeSpeech(self.max_samples, self.sample_rate, data.name)
     if buckets:
