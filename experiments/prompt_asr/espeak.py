@@ -39,8 +39,8 @@ Expected: measured at step 3,600 on the 400 held-out test utterances (held-out v
           - Identical-audio test (``identical_audio --decoder ctc``, 64 items, 300 steps): 45.3 % prompt-matched,
             42.2 % the other spelling: the prompt does not decide the spelling yet (bar: ≥ 95 %). Every name keeps
             one spelling in this corpus, so the audio alone predicts it; ``--config.prompts.respell_prob=0.5``
-            respells names alike in transcript and prompts. 300 such fine-tuning steps from step 3,600 gave no
-            prompt gain yet (greedy recall on 120 utterances: 21.7 % with the list as prompt, 21.7 % without).
+            respells names alike in transcript and prompts. 600 such fine-tuning steps from step 3,600 gave no
+            prompt gain yet (greedy recall on 120 utterances: 22.5 % with the list as prompt, 23.3 % without).
           After 900 steps the model was not usable (95 % WER); a 500-piece vocabulary was slower still (CTC loss 3.9
           after 775 steps).
 """
