@@ -8,7 +8,7 @@ canonical sentence of one style (``--style``, default mixed-punc) throughout; ``
 CTC head instead of the transducer (prefix beam search, hotwords as shallow fusion).
 
 Measured per setting: normalised WER, **recall** (the reference's rare words spelled exactly in the hypothesis,
-case-insensitive) and the **false-alarm rate**: the share of utterances whose hypothesis contains a word of the offered
+case and a possessive 's ignored) and the **false-alarm rate**: the share of utterances whose hypothesis contains a word of the offered
 list (or, for settings without a list, of the distractor list that utterance would have been offered) that is not in
 its reference. Distractors are drawn per utterance from the split's rare words other than its own, with a fixed seed,
 so every setting sees the same lists. On ``espeak_prompt`` a test name's spelling is one of 2–4 homophones, so the

@@ -382,7 +382,7 @@ class AsrTask:
                               method="encode_prompt")
     enc, lengths = self.model.apply(variables, batch["wave"], batch["wave_lengths"], memory, batch["prompt_lengths"],
                                     method="encode_speech")
-    decoder = self.config.eval.get("decoder", "transducer")
+    decoder = self.config.eval.decoder
     if decoder == "ctc":
       tokens = jnp.argmax(self.model.apply(variables, enc, method="ctc_logits"), axis=-1).astype(jnp.int32)
       previous = jnp.pad(tokens[:, :-1], ((0, 0), (1, 0)), constant_values=self.tokenizer.blank_id)
@@ -442,7 +442,7 @@ class AsrTask:
     batcher = TrainingBatch(tokenizer_path(self.config), self.max_tokens, self.max_prompt_length,
                             tuple(sorted(dict(p.style_weights).items())), float(p.canonical_prob), p.content,
                             self.distractors if p.content == "mix" else (), bert_dir=self.bert_dir,
-                            bucket_samples=buckets, respell_prob=float(p.get("respell_prob", 0.0)))
+                            bucket_samples=buckets, respell_prob=float(p.respell_prob))
     source = pipeline.host_shard(self._source(data.train_split), data.name)
     decode = DecodeSpeech(self.max_samples, self.sample_rate, data.name)
     if buckets:

@@ -317,8 +317,10 @@ def average_best_checkpoints(trainer: Trainer, workdir: str, n: int) -> dict[str
 
 def load_for_inference(workdir: str, config: Any | None = None) -> tuple[Trainer, TrainState, int]:
   """The trained state of ``workdir`` (newest checkpoint) on a data-parallel mesh over the local devices;
-  ``config`` replaces the workdir's own ``config.json`` (e.g. with inference-time paths)."""
-  config = config_lib.restore(os.path.join(workdir, "config.json")) if config is None else config
+  ``config`` replaces the workdir's own ``config.json`` (e.g. with inference-time paths). Fields added to the code
+  since the workdir was written take their defaults (``configs.with_current_defaults``)."""
+  config = configs.with_current_defaults(
+      config_lib.restore(os.path.join(workdir, "config.json")) if config is None else config)
   step = checkpoint.require_latest_step(workdir)
   with config.unlocked():
     config.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
