@@ -129,7 +129,8 @@ def test_respelled_names_agree_in_transcript_prompt_and_list(tmp_path):
 
   tokenizer = train_bpe([text, pre_text] * 20 + [" ".join(respellings("Kaludor"))] * 5, str(tmp_path / "bpe"), 300)
   batcher = TrainingBatch(tokenizer, max_tokens=96, max_prompt_length=256, style_weights=(("mixed-punc", 1.0),),
-                          canonical_prob=1.0, content_mode="pre_text", distractors=(), respell_prob=1.0)
+                          canonical_prob=1.0, content_mode="pre_text", distractors=(), max_samples=160,
+                          respell_prob=1.0)
   rows = [{"wave": np.zeros(160, np.float32), "wave_length": np.int32(160), "text": text, "pre_text": pre_text,
            "rare_words": "Kaludor", "id": str(i)} for i in range(8)]
   batch = batcher(rows, np.random.default_rng(1))

@@ -111,7 +111,7 @@ def run_study(transcriber, examples: list[dict], *, distractors: int = 10, bonus
                "list": [" ".join(w) for w in lists], "distractors": [" ".join(w) for w in only]}[setting.content]
     graphs = ([hotword_graph(transcriber.tokenizer, w, bonus) for w in words[setting.boost]] if setting.boost
               else [None] * len(examples))
-    hyps = transcriber.transcribe_many([e["wave"][:e["wave_length"]] for e in examples],
+    hyps = transcriber.transcribe_many([e["wave"] for e in examples],
                                        [(style, c) for c in content], batch_size=batch_size, beam=setting.beam,
                                        graphs=graphs)
     offered = words[setting.boost or ("list" if setting.content == "list" else "distractors")]

@@ -142,7 +142,8 @@ def ensure_tokenizer(config: Any) -> Tokenizer:
 
 @dataclasses.dataclass(frozen=True)
 class DecodeSpeech:
-  """Example → ``wave (S,)`` zero-padded to ``max_samples``, its length and the text fields."""
+  """Example → ``wave (L,)`` (unpadded; an error past ``max_samples``), its length and the text fields. Batches pad
+  the waves to their own length (:func:`_stack_waves`)."""
 
   max_samples: int
   sample_rate: int
@@ -155,7 +156,7 @@ class DecodeSpeech:
       raise UserError(f"utterance '{_text(example['id'])}' of dataset '{self.dataset}' is "
                       f"{wave.shape[0] / self.sample_rate:.2f} s, longer than config.data.max_seconds="
                       f"{self.max_samples / self.sample_rate:g}; raise it")
-    return {"wave": pipeline.fit_length(wave, self.max_samples), "wave_length": np.int32(wave.shape[0]),
+    return {"wave": wave, "wave_length": np.int32(wave.shape[0]),
             "text": _text(example["text"]), "pre_text": _text(example["pre_text"]),
             "rare_words": _text(example["rare_words"]), "id": _text(example["id"])}
 
@@ -171,8 +172,9 @@ class _ReadRows:
     return [self.decode(self.source[int(i)]) for i in indices]
 
 
-def _stack_waves(rows: list[dict]) -> dict[str, np.ndarray]:
-  return {"wave": np.stack([r["wave"] for r in rows]),
+def _stack_waves(rows: list[dict], length: int) -> dict[str, np.ndarray]:
+  """Decoded rows → ``wave (B, length)`` zero-padded and ``wave_lengths (B,)``."""
+  return {"wave": np.stack([pipeline.fit_length(r["wave"], length) for r in rows]),
           "wave_lengths": np.asarray([r["wave_length"] for r in rows], np.int32)}
 
 
@@ -214,8 +216,9 @@ class TrainingBatch:
   canonical_prob: float
   content_mode: str  # "pre_text" or "mix" (pre_text or a biasing list, as the recipe's context-list variant)
   distractors: tuple[str, ...]
+  max_samples: int  # waves are padded to this, or with ``bucket_samples`` to the smallest bucket holding the longest
   bert_dir: str = ""  # set: WordPiece prompts of this BERT
-  bucket_samples: tuple[int, ...] = ()  # set: waves are cut to the smallest of these holding the longest
+  bucket_samples: tuple[int, ...] = ()
   respell_prob: float = 0.0  # per rare word: respell it in text, pre_text and list (``respell_rare_words``)
 
   @functools.cached_property
@@ -244,9 +247,9 @@ class TrainingBatch:
     labels, label_lengths = _labels(self.tokenizer, [d.target_text for d in drawn], self.max_tokens,
                                     [r["id"] for r in rows])
     ids, lengths, style_lengths = self.encode_prompts(list(zip(style, content)))
-    waves = _stack_waves(rows)
-    if self.bucket_samples:
-      waves["wave"] = waves["wave"][:, :pipeline.bucket_length(int(waves["wave_lengths"].max()), self.bucket_samples)]
+    longest = max(int(r["wave_length"]) for r in rows)
+    waves = _stack_waves(rows, pipeline.bucket_length(longest, self.bucket_samples) if self.bucket_samples
+                         else self.max_samples)
     return {**waves, "labels": labels, "label_lengths": label_lengths, "prompt_ids": ids,
             "prompt_lengths": lengths, "style_lengths": style_lengths}
 
@@ -441,7 +444,7 @@ class AsrTask:
     buckets = self.bucket_samples()
     batcher = TrainingBatch(tokenizer_path(self.config), self.max_tokens, self.max_prompt_length,
                             tuple(sorted(dict(p.style_weights).items())), float(p.canonical_prob), p.content,
-                            self.distractors if p.content == "mix" else (), bert_dir=self.bert_dir,
+                            self.distractors if p.content == "mix" else (), self.max_samples, bert_dir=self.bert_dir,
                             bucket_samples=buckets, respell_prob=float(p.respell_prob))
     source = pipeline.host_shard(self._source(data.train_split), data.name)
     decode = DecodeSpeech(self.max_samples, self.sample_rate, data.name)
@@ -469,7 +472,7 @@ class AsrTask:
     hyps: list[str] = []
     for rows, real in pipeline.fixed_size_batches(len(examples), local_batch):
       ids, lengths, style_lengths = self.encode_prompts([prompt_pairs[i] for i in rows])
-      out = predict_fn({**_stack_waves([examples[i] for i in rows]), "prompt_ids": ids, "prompt_lengths": lengths,
+      out = predict_fn({**_stack_waves([examples[i] for i in rows], self.max_samples), "prompt_ids": ids, "prompt_lengths": lengths,
                         "style_lengths": style_lengths, "valid": np.arange(local_batch) < real})
       for b in range(real):
         hyps.append(self.tokenizer.decode(out["tokens"][b][out["emitted"][b]].tolist()))
