@@ -5,6 +5,7 @@ Bad input (files, config keys, checkpoints, meshes) ends with one ``error: ...``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -146,10 +147,15 @@ def _probe(args: argparse.Namespace, overrides: list[str]) -> None:
 def _teacher(args: argparse.Namespace, overrides: list[str]) -> None:
   from audiojax.tasks import distill
 
+  from audiojax.audio import augment
+
   _no_overrides(overrides)
+  aug = augment.for_chunk(args.clip_seconds)
+  if args.time_mask_frames is not None:
+    aug = dataclasses.replace(aug, time_mask_param=args.time_mask_frames)
   meta = distill.teacher_pass(args.teachers, args.dataset, args.data_dir, args.out, split=args.split,
                               epochs=args.epochs, top_k=args.top_k, clip_seconds=args.clip_seconds,
-                              batch_size=args.batch_size, seed=args.seed)
+                              batch_size=args.batch_size, seed=args.seed, aug=aug)
   per_chunk = 4 * meta.top_k + 4
   print(f"teacher store {args.out}: {meta.epochs} epochs × {meta.num_examples} chunks × top-{meta.top_k} "
         f"({per_chunk} bytes per chunk per epoch) from {len(meta.teachers)} teacher(s)")
@@ -244,6 +250,8 @@ def parser() -> argparse.ArgumentParser:
   te.add_argument("--epochs", type=int, default=4, help="augmented passes (the paper: 40)")
   te.add_argument("--top-k", type=int, default=20)
   te.add_argument("--clip-seconds", type=float, default=10.0, help="chunk length (the student's data.clip_seconds)")
+  te.add_argument("--time-mask-frames", type=int, default=None,
+                  help="time-mask parameter in mel frames (default: the paper's 192 per 10 s of chunk)")
   te.add_argument("--batch-size", type=int, default=32)
   te.add_argument("--seed", type=int, default=0)
   te.add_argument("--data-dir", default=default_data_dir())

@@ -1,4 +1,5 @@
 """Consistent ensemble distillation: replayable augmentation, teacher pass and logit store, student training."""
+import json
 import os
 
 import jax
@@ -55,11 +56,27 @@ def test_teacher_store_holds_the_ensembles_top_k_of_the_seeded_view(store, train
   wave = pipeline.fit_length(from_pcm16(example["audio"]), 16000)[None]
   target, seed = s.target(5, 1)
   assert seed == distill.epoch_seeds(7, 1, 64)[5]
-  mel = augment.augmented_log_mel(wave, np.array([seed]), ced.MEL, AUG)
+  assert s.meta.augment_config == augment.for_chunk(1.0)  # the student replays the teacher's settings
+  mel = augment.augmented_log_mel(wave, np.array([seed]), ced.MEL, s.meta.augment_config)
   probs = np.asarray(model.apply(variables, mel=mel)["probs"])[0]  # two identical teachers: their mean = one
   top = np.argsort(-probs)[:4]
   np.testing.assert_array_equal(np.flatnonzero(target), np.sort(top))
   np.testing.assert_allclose(target[top], probs[top], atol=1e-3)  # stored as float16
+
+
+def test_time_mask_scales_with_the_chunk_and_old_stores_read_the_original_settings(store, tmp_path):
+  assert augment.for_chunk(10.0) == AUG  # the paper's 10 s chunks: 192 frames
+  assert augment.for_chunk(2.0).time_mask_param == 38 and augment.for_chunk(1.0).time_mask_param == 19
+  assert augment.for_chunk(2.0).freq_mask_param == AUG.freq_mask_param
+  old = tmp_path / "old"
+  old.mkdir()
+  meta = json.load(open(os.path.join(store, logit_store.META)))
+  del meta["augment"]
+  json.dump(meta, open(old / logit_store.META, "w"))
+  for name in os.listdir(store):
+    if name.endswith(".npy"):
+      os.symlink(os.path.join(store, name), old / name)
+  assert logit_store.LogitStore(str(old)).meta.augment_config == AUG
 
 
 def test_student_stream_reads_the_right_teacher_epoch(store, tiny_data_dir):

@@ -6,6 +6,9 @@ saw; the student re-creates that exact view from the seed. The augmentations fol
 probability ``shift_p`` (torch_audiomentations ``Shift``, rollover), then ONE time mask and ONE frequency mask on the
 dB mel, set to 0.0, drawn from the same two uniforms ``(v, m)`` (the original passes the same values to both
 maskers): width ``⌊v·P⌋``, start ``⌊m·(size − v·P)⌋`` for mask parameter P (192 frames, 24 mel bins).
+
+The original masks up to 192 frames of a 10 s chunk (19 %); :func:`for_chunk` keeps that fraction for other chunk
+lengths (38 frames for 2 s), where 192 frames would mask up to the whole chunk.
 """
 from __future__ import annotations
 
@@ -23,6 +26,16 @@ class AugmentConfig:
   shift_p: float = 0.5
   time_mask_param: int = 192
   freq_mask_param: int = 24
+
+
+PAPER_CHUNK_SECONDS = 10.0
+
+
+def for_chunk(chunk_seconds: float) -> AugmentConfig:
+  """The original's augmentation with the time mask scaled to a ``chunk_seconds`` chunk (192 frames per 10 s)."""
+  default = AugmentConfig()
+  return dataclasses.replace(
+      default, time_mask_param=max(1, round(default.time_mask_param * chunk_seconds / PAPER_CHUNK_SECONDS)))
 
 
 def _keys(seed: jax.Array) -> tuple[jax.Array, jax.Array]:

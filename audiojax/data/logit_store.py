@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from audiojax.audio.augment import AugmentConfig
 from audiojax.errors import UserError
 
 META = "meta.json"
@@ -29,6 +30,13 @@ class StoreMeta:
   clip_seconds: float
   teachers: list[str]
   seed: int
+  # the teacher's augmentation (``augment.AugmentConfig`` fields), replayed by the student; stores written before
+  # this field existed used the 10 s defaults
+  augment: dict = dataclasses.field(default_factory=lambda: dataclasses.asdict(AugmentConfig()))
+
+  @property
+  def augment_config(self) -> AugmentConfig:
+    return AugmentConfig(**self.augment)
 
 
 def _path(root: str, epoch: int, part: str) -> str:

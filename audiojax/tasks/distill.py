@@ -3,7 +3,7 @@
 Teacher pass: an ensemble of audiojax checkpoints (mean of sigmoid probabilities) runs data-parallel over the corpus
 for E augmentation epochs; every chunk's augmented view is drawn from a stored int32 seed
 (:mod:`audiojax.audio.augment`), and its top-k probabilities, indices and seed go to a :mod:`logit store
-<audiojax.data.logit_store>`. Student: the same seed re-creates the teacher's exact view (consistent), the target is
+<audiojax.data.logit_store>`. Student: the same seed and the store's augmentation settings re-create the teacher's exact view (consistent), the target is
 the sparse top-k vector (zeros elsewhere, no ground-truth labels), the loss BCE-with-logits. The ablation
 ``distill.consistent = False`` drops the time shift and draws fresh masks, as the original's ``disable_consistency``.
 One chunk per clip: the first ``clip_seconds`` (AudioSet clips are ≤ 10 s, so this is the paper's 10 s chunking).
@@ -37,8 +37,9 @@ def epoch_seeds(seed: int, epoch: int, num_examples: int) -> np.ndarray:
 
 def teacher_pass(teachers: list[str], dataset: str, data_dir: str, out: str, *, split: str = "train",
                  epochs: int = 4, top_k: int = 20, clip_seconds: float = 10.0, batch_size: int = 32, seed: int = 0,
-                 aug: augment.AugmentConfig = augment.AugmentConfig()) -> logit_store.StoreMeta:
-  """Runs the ensemble over ``dataset/split`` for ``epochs`` augmented passes and writes the logit store ``out``."""
+                 aug: augment.AugmentConfig | None = None) -> logit_store.StoreMeta:
+  """Runs the ensemble over ``dataset/split`` for ``epochs`` augmented passes and writes the logit store ``out``;
+  ``aug`` defaults to the original's augmentation scaled to the chunk (:func:`augment.for_chunk`)."""
   if not teachers:
     raise UserError("give at least one teacher checkpoint")
   members = [ced.load(t) for t in teachers]
@@ -46,6 +47,7 @@ def teacher_pass(teachers: list[str], dataset: str, data_dir: str, out: str, *, 
   if len(num_classes) != 1:
     raise UserError(f"the teachers disagree on the number of classes ({sorted(num_classes)}); use one label set")
   num_classes = num_classes.pop()
+  aug = augment.for_chunk(clip_seconds) if aug is None else aug
   if top_k > num_classes:
     raise UserError(f"--top-k {top_k} exceeds the teachers' {num_classes} classes")
   mesh = parallel.make_mesh({"data": -1, "fsdp": 1, "tensor": 1})
@@ -65,7 +67,7 @@ def teacher_pass(teachers: list[str], dataset: str, data_dir: str, out: str, *, 
                 out_shardings=batch_sharding)
   variables = [v for _, v in members]
   meta = logit_store.StoreMeta(dataset, split, len(source), num_classes, top_k, epochs, clip_seconds,
-                               list(teachers), seed)
+                               list(teachers), seed, dataclasses.asdict(aug))
   logit_store.write_meta(out, meta)
   waves = np.stack([decode({"wave": from_pcm16(source[i]["audio"])})["wave"] for i in range(len(source))])
   for epoch in range(epochs):
@@ -103,7 +105,6 @@ class DistillTask(TaggingTask):
 
   def __init__(self, config: Any, class_names: list[str] | None = None):
     super().__init__(config, class_names)
-    self.aug = augment.AugmentConfig()
     self.consistent = bool(config.distill.consistent)
     self._store = None
 
@@ -128,7 +129,8 @@ class DistillTask(TaggingTask):
     seeds = batch["seeds"]
     if not self.consistent:  # ablation: fresh masks, no time shift
       seeds = jax.random.randint(rng, seeds.shape, 0, 2**31 - 1, dtype=jnp.int32)
-    mel = augment.augmented_log_mel(batch["wave"], seeds, ced.MEL, self.aug, shift=self.consistent)
+    mel = augment.augmented_log_mel(batch["wave"], seeds, ced.MEL, self.store.meta.augment_config,
+                                    shift=self.consistent)
     out, new_state = self.model.apply({"params": params, **model_state}, mel=mel, train=True,
                                       mutable=list(model_state))
     loss = optax.sigmoid_binary_cross_entropy(out["logits"], batch["labels"]).mean()
