@@ -145,14 +145,13 @@ def _probe(args: argparse.Namespace, overrides: list[str]) -> None:
 
 
 def _teacher(args: argparse.Namespace, overrides: list[str]) -> None:
+  from audiojax.audio import augment
   from audiojax.tasks import distill
 
-  from audiojax.audio import augment
-
   _no_overrides(overrides)
-  aug = augment.for_chunk(args.clip_seconds)
+  aug = None  # teacher_pass's default: the original's, scaled to the chunk
   if args.time_mask_frames is not None:
-    aug = dataclasses.replace(aug, time_mask_param=args.time_mask_frames)
+    aug = dataclasses.replace(augment.for_chunk(args.clip_seconds), time_mask_param=args.time_mask_frames)
   meta = distill.teacher_pass(args.teachers, args.dataset, args.data_dir, args.out, split=args.split,
                               epochs=args.epochs, top_k=args.top_k, clip_seconds=args.clip_seconds,
                               batch_size=args.batch_size, seed=args.seed, aug=aug)

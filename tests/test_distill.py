@@ -1,4 +1,5 @@
 """Consistent ensemble distillation: replayable augmentation, teacher pass and logit store, student training."""
+import dataclasses
 import json
 import os
 
@@ -106,3 +107,13 @@ def test_student_trains_from_the_store_and_averages_its_best_checkpoints(store, 
   assert result["eval"]["averaged_steps"] == [2, 4] and "eval/averaged_mAP" in result["eval"]
   model, _ = ced.load(str(tmp_path / "averaged"))
   assert model.depth == 1
+
+
+def test_teacher_cli_records_an_explicit_time_mask(trained_workdir, tiny_data_dir, tmp_path):
+  from audiojax import cli
+  out = str(tmp_path / "store")
+  cli.main(["teacher", "--teachers", trained_workdir, "--dataset", "gm_instruments/tiny", "--data-dir", tiny_data_dir,
+            "--out", out, "--epochs", "1", "--top-k", "2", "--clip-seconds", "1", "--batch-size", "16",
+            "--time-mask-frames", "7"])
+  assert logit_store.LogitStore(out).meta.augment_config == dataclasses.replace(augment.for_chunk(1.0),
+                                                                                time_mask_param=7)

@@ -472,8 +472,9 @@ class AsrTask:
     hyps: list[str] = []
     for rows, real in pipeline.fixed_size_batches(len(examples), local_batch):
       ids, lengths, style_lengths = self.encode_prompts([prompt_pairs[i] for i in rows])
-      out = predict_fn({**_stack_waves([examples[i] for i in rows], self.max_samples), "prompt_ids": ids, "prompt_lengths": lengths,
-                        "style_lengths": style_lengths, "valid": np.arange(local_batch) < real})
+      out = predict_fn({**_stack_waves([examples[i] for i in rows], self.max_samples), "prompt_ids": ids,
+                        "prompt_lengths": lengths, "style_lengths": style_lengths,
+                        "valid": np.arange(local_batch) < real})
       for b in range(real):
         hyps.append(self.tokenizer.decode(out["tokens"][b][out["emitted"][b]].tolist()))
     return hyps

@@ -3,8 +3,9 @@
 Teacher pass: an ensemble of audiojax checkpoints (mean of sigmoid probabilities) runs data-parallel over the corpus
 for E augmentation epochs; every chunk's augmented view is drawn from a stored int32 seed
 (:mod:`audiojax.audio.augment`), and its top-k probabilities, indices and seed go to a :mod:`logit store
-<audiojax.data.logit_store>`. Student: the same seed and the store's augmentation settings re-create the teacher's exact view (consistent), the target is
-the sparse top-k vector (zeros elsewhere, no ground-truth labels), the loss BCE-with-logits. The ablation
+<audiojax.data.logit_store>`. Student: the same seed and the store's augmentation settings re-create the
+teacher's exact view (consistent), the target is the sparse top-k vector (zeros elsewhere, no ground-truth labels),
+the loss BCE-with-logits. The ablation
 ``distill.consistent = False`` drops the time shift and draws fresh masks, as the original's ``disable_consistency``.
 One chunk per clip: the first ``clip_seconds`` (AudioSet clips are ≤ 10 s, so this is the paper's 10 s chunking).
 """
