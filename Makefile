@@ -31,6 +31,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m audiojax bench
+	$(PY) -m audiojax.bench_asr
 	$(PY) -m audiojax.kernels.bench_attention
 
 clean:

@@ -1,4 +1,5 @@
 """PromptASR model: the prompt path's invariances, padding, the training batch maths and WER."""
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 
 from audiojax.eval.wer import edit_distance, wer
 from audiojax.models import prompt_asr
+from audiojax.nn.conformer import DepthwiseConv1D
 from audiojax.tasks.asr import predictor_contexts, rare_word_hits
 from audiojax.text import prompts
 
@@ -86,6 +88,25 @@ def test_memory_dropout_drops_whole_prompts(setup):
                                          rngs={"dropout": jax.random.key(3)}))(variables)
   none = _speech(model, variables, wave, wl, None, None)
   np.testing.assert_allclose(out["encoder_out"], none, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel_size", [7, 4])
+def test_depthwise_conv_is_the_grouped_convolution(kernel_size):
+  """The shifted-sum depthwise convolution equals XLA's grouped convolution with "SAME" padding (odd and even
+  kernels), in value and in both gradients, and keeps ``nn.Conv``'s parameter shapes and initial values."""
+  x = jax.random.normal(jax.random.key(0), (2, 19, 6))
+  conv = DepthwiseConv1D(kernel_size)
+  params = conv.init(jax.random.key(1), x)
+  reference = nn.Conv(6, (kernel_size,), feature_group_count=6, padding="SAME")
+  ref_params = reference.init(jax.random.key(1), x)
+  unboxed = nn.meta.unbox(params)
+  assert jax.tree.map(jnp.shape, unboxed) == jax.tree.map(jnp.shape, ref_params)
+  np.testing.assert_array_equal(unboxed["params"]["kernel"], ref_params["params"]["kernel"])
+  unboxed["params"]["bias"] = jnp.linspace(-1.0, 1.0, 6)
+  loss = lambda module: lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
+  np.testing.assert_allclose(conv.apply(unboxed, x), reference.apply(unboxed, x), atol=1e-5)
+  grads, ref_grads = jax.grad(loss(conv), (0, 1))(unboxed, x), jax.grad(loss(reference), (0, 1))(unboxed, x)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), grads, ref_grads)
 
 
 def test_subsampled_lengths_match_the_encoder():

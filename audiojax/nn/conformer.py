@@ -44,6 +44,28 @@ class FeedForward(nn.Module):
     return dense(x.shape[-1], ("mlp", "embed"), "fc2", dtype=self.dtype)(h)
 
 
+class DepthwiseConv1D(nn.Module):
+  """Per-channel 1-D convolution over time with "SAME" zero padding: ``(B, T, D) → (B, T, D)``, ``y[t] = bias +
+  Σ_i kernel[i, 0] · x[t + i - (K-1)//2]``. Parameters are those of ``nn.Conv(D, (K,), feature_group_count=D)``
+  (``kernel (K, 1, D)``, ``bias (D,)``), so checkpoints are interchangeable; computed as K shifted multiply-adds,
+  which XLA fuses into one loop: on the 2-core CPU about 2× faster than its grouped convolution, forward and
+  backward (``python -m audiojax.bench_asr``)."""
+
+  kernel_size: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    d, k, t = x.shape[-1], self.kernel_size, x.shape[-2]
+    kernel = self.param("kernel", nn.with_logical_partitioning(nn.initializers.lecun_normal(), (None, None, "embed")),
+                        (k, 1, d)).astype(self.dtype)
+    bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)), (d,))
+    left = (k - 1) // 2
+    padded = jnp.pad(x.astype(self.dtype), ((0, 0), (left, k - 1 - left), (0, 0)))
+    out = sum(padded[:, i:i + t] * kernel[i, 0] for i in range(k))
+    return out + bias.astype(self.dtype)
+
+
 class ConvModule(nn.Module):
   """Pointwise ``Dense(2D)`` → GLU → depthwise conv (``kernel_size``, same padding) → LayerNorm → swish →
   pointwise ``Dense(D)``: ``(B, T, D) → (B, T, D)``. LayerNorm instead of the paper's BatchNorm keeps padded
@@ -57,9 +79,7 @@ class ConvModule(nn.Module):
     d = x.shape[-1]
     h = nn.glu(dense(2 * d, ("embed", "mlp"), "pointwise1", dtype=self.dtype)(x), axis=-1)
     h = jnp.where(mask[..., None], h, 0.0)
-    h = nn.Conv(d, (self.kernel_size,), feature_group_count=d, padding="SAME", dtype=self.dtype, name="depthwise",
-                kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(), (None, None, "embed")),
-                bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)))(h)
+    h = DepthwiseConv1D(self.kernel_size, self.dtype, name="depthwise")(h)
     h = nn.swish(layer_norm(1e-5, self.dtype, "norm")(h))
     return dense(d, (None, "embed"), "pointwise2", dtype=self.dtype)(h)
 
