@@ -18,8 +18,10 @@ Expected: the issue's bar is ≥ 95 % prompt-matched within a few hundred steps.
           prompt-matched / other spelling: 10.9 % / 10.9 % at step 0, 43.8 % / 43.8 % at steps 150 and 250,
           45.3 % / 42.2 % at step 300. The model learns the sentences word for word ("Caludor's house stands between
           the town hall and the river.") but writes one spelling whatever the prompt says: a prompt-blind model
-          that always writes one of the two scores 50 % / 50 %, so the content path does not decide yet. (The
-          greedy transducer is not usable in this test's mixed-punc style; see ``experiments/prompt_asr/espeak.py``.)
+          that always writes one of the two scores 50 % / 50 %, so the content path does not decide yet. From a
+          model trained 2,400 steps from scratch with ``--config.prompts.respell_prob=0.5``: 4.7 % / 4.7 % at step 0,
+          45.3 % / 45.3 % at step 300 (20 min alone on the CPU). (The greedy transducer is not usable in this test's
+          mixed-punc style; see ``experiments/prompt_asr/espeak.py``.)
 """
 from __future__ import annotations
 

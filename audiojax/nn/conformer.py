@@ -48,7 +48,7 @@ class DepthwiseConv1D(nn.Module):
   """Per-channel 1-D convolution over time with "SAME" zero padding: ``(B, T, D) → (B, T, D)``, ``y[t] = bias +
   Σ_i kernel[i, 0] · x[t + i - (K-1)//2]``. Parameters are those of ``nn.Conv(D, (K,), feature_group_count=D)``
   (``kernel (K, 1, D)``, ``bias (D,)``), so checkpoints are interchangeable; computed as K shifted multiply-adds,
-  which XLA fuses into one loop: on the 2-core CPU about 2× faster than its grouped convolution, forward and
+  which XLA fuses into one loop: on the 2-core CPU 2–3× faster than its grouped convolution, forward and
   backward (``python -m audiojax.bench_asr``)."""
 
   kernel_size: int
