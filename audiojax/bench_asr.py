@@ -1,5 +1,5 @@
-"""``make bench``, Prompt-ASR part: where the encoder's training time goes, and the depthwise convolution against
-XLA's grouped convolution (the baseline), timed side by side in one run.
+"""``make bench``, Prompt-ASR part: the encoders' training time, and the depthwise convolution against XLA's
+grouped convolution (the baseline), timed side by side in one run.
 
 Shapes are those of ``experiments/prompt_asr/espeak.py``: the ``tiny`` model, batch 16, 4.5 s waves (113 encoder
 frames) and 256-byte prompts. Every figure is forward + backward (gradients of all parameters and inputs), the best of
@@ -35,9 +35,8 @@ def depthwise_times(batch: int, frames: int, dim: int, kernel_size: int, repeats
           _grad_time(lambda p, x: grouped.apply(p, x), (params, x), repeats))
 
 
-def encoder_time(batch: int, seconds: float, prompt_bytes: int, repeats: int, **overrides) -> float:
-  """Seconds of the prompt + speech encoders (``tiny``) forward and backward, as in a training step."""
-  model = prompt_asr.Model("tiny", vocab_size=320, **overrides)
+def encoder_time(model: prompt_asr.PromptASR, batch: int, seconds: float, prompt_bytes: int, repeats: int) -> float:
+  """Seconds of ``model``'s prompt + speech encoders forward and backward, as in a training step."""
   rng = np.random.default_rng(0)
   samples = int(seconds * prompt_asr.SAMPLE_RATE)
   wave = jnp.asarray(rng.standard_normal((batch, samples)).astype(np.float32) * 0.1)
@@ -60,7 +59,7 @@ def main(batch: int = 16, seconds: float = 4.5, prompt_bytes: int = 256, repeats
   frames = int(np.asarray(prompt_asr.subsampled_lengths(prompt_asr.feature_lengths(
       jnp.asarray([int(seconds * prompt_asr.SAMPLE_RATE)]))))[0])
   ours, grouped = depthwise_times(batch, frames, model.embed_dim, model.conv_kernel, repeats)
-  encoder = encoder_time(batch, seconds, prompt_bytes, repeats, **overrides)
+  encoder = encoder_time(model, batch, seconds, prompt_bytes, repeats)
   saved = model.num_layers * (grouped - ours)
   print(f"Prompt-ASR tiny encoder, batch {batch}, {seconds:g} s ({frames} frames), {prompt_bytes}-byte prompts, "
         f"forward+backward on {jax.devices()[0].device_kind}:")
