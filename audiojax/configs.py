@@ -114,6 +114,7 @@ def asr_base() -> ml_collections.ConfigDict:
   c.prompts.canonical_prob = 0.3  # share of style prompts that are the fixed canonical style sentence
   c.prompts.content = "pre_text"  # or "mix": the preceding text or a biasing list (the recipe's context-list model)
   c.prompts.respell_prob = 0.0  # per rare word: a homophone respelling only the prompt can tell (not in the recipe)
+  c.prompts.twin_share = 0.0  # share of batch rows in twin pairs: one recording, two spellings (not in the recipe)
   c.loss = ml_collections.ConfigDict({
       "rnnt_weight": 1.0, "ctc_weight": 0.3,
       # k2's pruned RNN-T (the recipe's): the joiner sees prune_range cells per frame; 0 = the full loss

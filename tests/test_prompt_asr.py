@@ -1,4 +1,6 @@
 """PromptASR model: the prompt path's invariances, padding, the training batch maths and WER."""
+import re
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -9,7 +11,7 @@ from audiojax.eval.wer import edit_distance, wer
 from audiojax.models import prompt_asr
 from audiojax.nn.conformer import DepthwiseConv1D
 from audiojax.tasks.asr import predictor_contexts, rare_word_hits
-from audiojax.text import prompts
+from audiojax.text import prompts, styles
 
 SMALL = dict(num_layers=2, embed_dim=64, num_heads=2, ff_dim=128, text_dim=48, text_layers=1, text_heads=2,
              pred_dim=32, joiner_dim=32, conv_kernel=7)
@@ -163,3 +165,41 @@ def test_respelled_names_agree_in_transcript_prompt_and_list(tmp_path):
     _, content = prompts.decode_prompt(batch["prompt_ids"][b], int(batch["prompt_lengths"][b]))
     agree += content == pre_text.replace("Kaludor", spelling)
   assert agree >= 6  # a row's content prompt is blanked or swapped with another row's 5 % of the time each
+
+
+def test_twin_pairs_share_audio_and_prompts_but_not_the_spelling(tmp_path):
+  """twin_share: a recording twice, its name spelled as recorded and respelled, the same style and style prompt, and a
+  content prompt that names each twin's own spelling (never the other's); the batch keeps its size."""
+  from audiojax.data.builders.espeak_prompt import respellings
+  from audiojax.tasks.asr import TrainingBatch
+  from audiojax.text.tokenizer import train_bpe
+
+  text, pre_text = "Kaludor's house stands by the river.", "Everyone in town knew Kaludor. He sang."
+  spellings = ["Kaludor", *respellings("Kaludor")]
+  tokenizer = train_bpe([text, pre_text] * 20 + [" ".join(spellings)] * 5, str(tmp_path / "bpe"), 300)
+  rows = [{"wave": np.full(160, i, np.float32), "wave_length": np.int32(160), "text": text, "pre_text": pre_text,
+           "rare_words": "Kaludor", "id": str(i)} for i in range(8)]
+  for share, pairs in ((1.0, 4), (0.5, 2)):
+    batcher = TrainingBatch(tokenizer, max_tokens=96, max_prompt_length=256,
+                            style_weights=(("mixed-punc", 0.5), ("upper-no-punc", 0.5)), canonical_prob=0.3,
+                            content_mode="mix", distractors=("Tesszar", "Kaludor", "Caludor", "Morvent", "Ilsabe"),
+                            max_samples=160, twin_share=share)
+    for seed in range(5):
+      batch = batcher(rows, np.random.default_rng(seed))
+      assert batch["wave"].shape == (8, 160)
+      targets = [batcher.tokenizer.decode(batch["labels"][b][:batch["label_lengths"][b]].tolist()) for b in range(8)]
+      decoded = [prompts.decode_prompt(batch["prompt_ids"][b], int(batch["prompt_lengths"][b])) for b in range(8)]
+      for b in range(0, 2 * pairs, 2):
+        assert batch["wave"][b, 0] == batch["wave"][b + 1, 0]
+        (first, style), (second, second_style) = (
+            next((sp.lower(), st) for sp in spellings for st in ("mixed-punc", "upper-no-punc")
+                 if t == styles.apply_style(text.replace("Kaludor", sp), st)) for t in targets[b:b + 2])
+        assert first == "kaludor" and second != first and style == second_style
+        either = "|".join(sorted({first, second}, key=len, reverse=True))
+        unnamed = [re.sub(rf"(?i){either}", "NAME", d[0]) for d in decoded[b:b + 2]]
+        assert unnamed[0] == unnamed[1]  # the same style prompt, up to the spelling
+        for (_, content), own, other in ((decoded[b], first, second), (decoded[b + 1], second, first)):
+          words = set(re.findall(r"[a-z]+", content.lower()))
+          assert own in words and other not in words
+      singles = [batch["wave"][b, 0] for b in range(2 * pairs, 8)]
+      assert len(set(singles)) == len(singles) and not set(singles) & {batch["wave"][b, 0] for b in range(2 * pairs)}

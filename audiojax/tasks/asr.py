@@ -16,7 +16,11 @@ that holds the batch's longest utterance: batches are then drawn from runs of si
 
 Each utterance's target style, style prompt and content prompt are drawn as the recipe does
 (:func:`audiojax.text.prompts.sample_training_text`, then :func:`~audiojax.text.prompts.perturb_batch` over the
-batch), from a seed-derived generator, so the stream is a pure function of the seed and resumes exactly.
+batch), from a seed-derived generator, so the stream is a pure function of the seed and resumes exactly. Two
+additions of ours give the content path prompt-decidable targets: ``config.prompts.respell_prob`` respells rare words
+alike in transcript and prompts, and ``config.prompts.twin_share`` turns a share of each batch into twin pairs, one
+recording twice with its rare word spelled two ways and a prompt naming each twin's spelling
+(:meth:`TrainingBatch._twins`).
 
 Evaluation decodes the eval split under each prompt condition of ``config.eval.conditions``
 (``"STYLE/STYLE_SOURCE/CONTENT"``: a style of :data:`audiojax.text.styles.STYLES`; ``canonical`` (the fixed style
@@ -220,6 +224,7 @@ class TrainingBatch:
   bert_dir: str = ""  # set: WordPiece prompts of this BERT
   bucket_samples: tuple[int, ...] = ()
   respell_prob: float = 0.0  # per rare word: respell it in text, pre_text and list (``respell_rare_words``)
+  twin_share: float = 0.0  # share of each batch's rows that are twin pairs (``_twins``)
 
   @functools.cached_property
   def tokenizer(self) -> Tokenizer:
@@ -230,20 +235,13 @@ class TrainingBatch:
     return prompts.PromptEncoding(self.max_prompt_length, self.bert_dir)
 
   def __call__(self, rows: list[dict], rng: np.random.Generator) -> dict[str, np.ndarray]:
-    drawn = []
-    for r in rows:
-      text, pre_text, rare_words = r["text"], r["pre_text"], r["rare_words"]
-      if self.respell_prob:
-        text, pre_text, rare_words = respell_rare_words(rng, text, pre_text, rare_words, self.respell_prob)
-      content = None
-      if self.content_mode == "mix":
-        content = prompts.sample_context_list(rng, rare_words, self.distractors, pre_text=pre_text,
-                                              reference=text, num_distractors=(3, 10), num_distractors_only=(1, 10))
-      drawn.append(prompts.sample_training_text(rng, text, pre_text, style_weights=dict(self.style_weights),
-                                                canonical_prob=self.canonical_prob, content=content,
-                                                style_from_text=False))
+    rows, twins = self._pair_twins(rows, rng)
+    drawn = [self._draw(rng, r) for r in rows[len(twins):]]
     content, style = prompts.perturb_batch(rng, [d.content_prompt for d in drawn], [d.style_prompt for d in drawn],
                                            target_styles=[d.target_style for d in drawn])
+    drawn = twins + drawn  # twins keep their prompts whole: a swapped or blanked one could not decide the spelling
+    content = [d.content_prompt for d in twins] + content
+    style = [d.style_prompt for d in twins] + style
     labels, label_lengths = _labels(self.tokenizer, [d.target_text for d in drawn], self.max_tokens,
                                     [r["id"] for r in rows])
     ids, lengths, style_lengths = self.encode_prompts(list(zip(style, content)))
@@ -252,6 +250,64 @@ class TrainingBatch:
                          else self.max_samples)
     return {**waves, "labels": labels, "label_lengths": label_lengths, "prompt_ids": ids,
             "prompt_lengths": lengths, "style_lengths": style_lengths}
+
+  def _draw(self, rng: np.random.Generator, row: dict) -> prompts.TrainingText:
+    text, pre_text, rare_words = row["text"], row["pre_text"], row["rare_words"]
+    if self.respell_prob:
+      text, pre_text, rare_words = respell_rare_words(rng, text, pre_text, rare_words, self.respell_prob)
+    content = None
+    if self.content_mode == "mix":
+      content = prompts.sample_context_list(rng, rare_words, self.distractors, pre_text=pre_text,
+                                            reference=text, num_distractors=(3, 10), num_distractors_only=(1, 10))
+    return prompts.sample_training_text(rng, text, pre_text, style_weights=dict(self.style_weights),
+                                        canonical_prob=self.canonical_prob, content=content, style_from_text=False)
+
+  def _pair_twins(self, rows: list[dict], rng: np.random.Generator) -> tuple[list[dict], list[prompts.TrainingText]]:
+    """Up to ``twin_share × B / 2`` rows with a respellable rare word become twin pairs at the front of the batch
+    (:meth:`_twins`); the rest follow, and the last rows are dropped to keep ``B``. Returns the batch's rows and the
+    twins' drawn texts (``2 × pairs``, in row order)."""
+    pairs = int(round(self.twin_share * len(rows) / 2))
+    twin_rows, twins, singles = [], [], []
+    for row in rows:
+      drawn = self._twins(rng, row) if len(twins) < 2 * pairs else None
+      if drawn:
+        twin_rows += [row, row]
+        twins += drawn
+      else:
+        singles.append(row)
+    return twin_rows + singles[:len(rows) - len(twin_rows)], twins
+
+  def _twins(self, rng: np.random.Generator, row: dict) -> list[prompts.TrainingText] | None:
+    """The identical-audio situation at training time: ``row`` drawn twice, its first respellable rare word spelled
+    as recorded and respelled (``Kaludor`` / ``Caludor``), with the same random draws of target style, style prompt
+    and content, whose content always names the word (the preceding text when it holds the word, half of the time;
+    otherwise a list of the word and 3–10 distractors). One recording, two targets: only the prompt tells them
+    apart, so every pair is a clean signal for reading spellings off the prompt. None when ``row`` has no such
+    word."""
+    text = row["text"]
+    name = next((w for w in row["rare_words"].split()
+                 if espeak_prompt.respellings(w) and re.search(rf"\b{re.escape(w)}\b", text)), None)
+    if name is None:
+      return None
+    others = espeak_prompt.respellings(name)
+    family = {w.lower() for w in [name, *others]}
+    pool = [w.lower() for w in self.distractors if w.lower() not in family]
+    seed = int(rng.integers(2**31))
+    drawn = []
+    for spelling in (name, others[int(rng.integers(len(others)))]):
+      respell = lambda s: re.sub(rf"\b{re.escape(name)}\b", spelling, s)
+      pre_text, twin_rng = respell(row["pre_text"]), np.random.default_rng(seed)
+      if spelling in pre_text and twin_rng.random() < 0.5:
+        content = pre_text
+      else:
+        count = min(int(twin_rng.integers(3, 11)), len(pool))
+        words = [spelling.lower()] + [pool[int(i)] for i in twin_rng.choice(len(pool), count, replace=False)]
+        content = " ".join(words[int(i)] for i in twin_rng.permutation(len(words)))
+      drawn.append(prompts.sample_training_text(twin_rng, respell(text), pre_text,
+                                                style_weights=dict(self.style_weights),
+                                                canonical_prob=self.canonical_prob, content=content,
+                                                style_from_text=False))
+    return drawn
 
 
 def eval_prompt(condition: str, example: dict, rng: np.random.Generator,
@@ -445,7 +501,8 @@ class AsrTask:
     batcher = TrainingBatch(tokenizer_path(self.config), self.max_tokens, self.max_prompt_length,
                             tuple(sorted(dict(p.style_weights).items())), float(p.canonical_prob), p.content,
                             self.distractors if p.content == "mix" else (), self.max_samples, bert_dir=self.bert_dir,
-                            bucket_samples=buckets, respell_prob=float(p.respell_prob))
+                            bucket_samples=buckets, respell_prob=float(p.respell_prob),
+                            twin_share=float(p.twin_share))
     source = pipeline.host_shard(self._source(data.train_split), data.name)
     decode = DecodeSpeech(self.max_samples, self.sample_rate, data.name)
     if buckets:
