@@ -49,8 +49,9 @@ Expected: measured at step 3,600 on the 400 held-out test utterances (held-out v
             bytes; uniform is 5.5); the respelling run's is sharper (2.8–3.8) but puts 42–64 % of its weight on the
             style prompt, about a third of the bytes: the frames read the prompt's style, not a name's letters.
             Fine-tuned on the 64 items without dropout and SpecAugment (lr 2e-3), the prompt does decide: 87.5 %
-            prompt-matched / 12.5 % other at step 300, rising from 53.1 / 43.8 % at step 100: the tie-breaking
-            gradient is small and the regularisers' noise drowns it (``audiojax/eval/identical_audio.py``).
+            prompt-matched / 12.5 % other at step 300, rising from 53.1 / 43.8 % at step 100, and no further by
+            step 500: the tie-breaking gradient is small and the regularisers' noise drowns it
+            (``audiojax/eval/identical_audio.py``).
             Twin batches (``--config.prompts.twin_share=0.5``: half of each batch is one recording twice with two
             spellings, 600 steps at lr 1e-3 from step 3,600, regularised as trained, 31 min) do not make it
             general: CTC name recall on the 400 test utterances is 7.5 % with the preceding text, 7.7 % with the
