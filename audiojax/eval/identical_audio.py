@@ -8,7 +8,8 @@ with the canonical mixed-punc style prompt) can decide. A model initialised from
 workdir, e.g. the ``espeak.py`` run) is fine-tuned on these items (memory dropout off) and, every ``--eval-every``
 steps, greedy-decodes every item with its training prompt (``--decoder``: the transducer, or the CTC head);
 **prompt-matched** is the share of items whose hypothesis spells the name as the prompt does (case-insensitive),
-**other** the share spelling it the other way.
+**other** the share spelling it the other way. ``OUT/results.json`` holds every evaluation's shares and, for the
+last one, every item's hypothesis next to its reference.
 
 Command:  python -m audiojax.eval.identical_audio --init workdirs/prompt_asr --out workdirs/identical --decoder ctc
           python -m audiojax.eval.identical_audio --init workdirs/prompt_asr --out workdirs/identical_noreg \
@@ -155,9 +156,10 @@ def main() -> None:
     with trainer.context():
       state, metrics = step(state, parallel.host_batch_to_global(batch_of(task, rows), trainer.batch_sharding))
     if s % args.eval_every == 0 or s == args.steps:
+      shown = len(items) if s == args.steps else 4  # results.json keeps every item's final hypothesis
       history.append({"step": s, "loss": float(metrics["loss"]), "seconds": time.time() - start,
-                      **evaluate(trainer, state, items, args.batch_size)})
-      print(history[-1], flush=True)
+                      **evaluate(trainer, state, items, args.batch_size, shown)})
+      print({**history[-1], "examples": history[-1]["examples"][:4]}, flush=True)
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, "results.json"), "w") as f:
     json.dump({"args": vars(args), "items": len(items), "history": history}, f, indent=1)
