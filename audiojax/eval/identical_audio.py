@@ -25,8 +25,9 @@ Expected: the issue's bar is ≥ 95 % prompt-matched within a few hundred steps;
           - Without dropout and SpecAugment, lr 2e-3: 10.9 / 10.9 % at step 0, 43.8 / 43.8 % at 50, 53.1 / 43.8 %
             at 100, 59.4 / 35.9 % at 150, 73.4 / 26.6 % at 200, 81.3 / 17.2 % at 250, 87.5 / 12.5 % at 300: the
             prompt decides, but short of 95 %. With ``--steps 500`` (a slower cosine) it plateaus at 87.5 / 12.5 %
-            from step 450 to 500 (85.9 / 12.5 % at 350 and 400; 21 min): 8 of the 64 items keep the other
-            spelling. On 2 recordings (4 items, all in every batch) the two spellings' log-probabilities at the
+            from step 450 to 500 (85.9 / 12.5 % at 350 and 400; 21 min); a 450-step rerun ends at 89.1 / 10.9 %.
+            Its 7 misses are all one-letter swaps written one way for both prompts (Kaludor/Caludor, y/i in five
+            names), while all 18 pairs that differ by a doubled letter are right both ways. On 2 recordings (4 items, all in every batch) the two spellings' log-probabilities at the
             name's first letter stay within 0.001 nats of each other through step 100 with dropout and SpecAugment,
             and split between steps 50 and 100 without them (−0.02 vs −3.9 nats): the gradient that breaks the tie
             between two spellings is small, and the regularisers' noise drowns it.
