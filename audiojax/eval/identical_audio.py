@@ -27,8 +27,9 @@ Expected: the issue's bar is ≥ 95 % prompt-matched within a few hundred steps;
             prompt decides, but short of 95 %. With ``--steps 500`` (a slower cosine) it plateaus at 87.5 / 12.5 %
             from step 450 to 500 (85.9 / 12.5 % at 350 and 400; 21 min); a 450-step rerun ends at 89.1 / 10.9 %.
             Its 7 misses are all one-letter swaps written one way for both prompts (Kaludor/Caludor, y/i in five
-            names), while all 18 pairs that differ by a doubled letter are right both ways. On 2 recordings (4 items, all in every batch) the two spellings' log-probabilities at the
-            name's first letter stay within 0.001 nats of each other through step 100 with dropout and SpecAugment,
+            names), while all 18 pairs that differ by a doubled letter are right both ways. On 2 recordings (4
+            items, all in every batch) the two spellings' log-probabilities at the name's first letter stay within
+            0.001 nats of each other through step 100 with dropout and SpecAugment,
             and split between steps 50 and 100 without them (−0.02 vs −3.9 nats): the gradient that breaks the tie
             between two spellings is small, and the regularisers' noise drowns it.
           - From a 2,400-step run trained from scratch with ``--config.prompts.respell_prob=0.5``, as trained:
