@@ -29,9 +29,9 @@ Expected: the issue's bar is ≥ 95 % prompt-matched within a few hundred steps;
             Its 7 misses are all one-letter swaps written one way for both prompts (Kaludor/Caludor, y/i in five
             names), while all 18 pairs that differ by a doubled letter are right both ways. On 2 recordings (4
             items, all in every batch) the two spellings' log-probabilities at the name's first letter stay within
-            0.001 nats of each other through step 100 with dropout and SpecAugment,
-            and split between steps 50 and 100 without them (−0.02 vs −3.9 nats): the gradient that breaks the tie
-            between two spellings is small, and the regularisers' noise drowns it.
+            0.001 nats of each other through step 100 with dropout and SpecAugment, and split between steps 50 and
+            100 without them (−0.02 vs −3.9 nats): the gradient that breaks the tie between two spellings is small,
+            and the regularisers' noise drowns it.
           - From a 2,400-step run trained from scratch with ``--config.prompts.respell_prob=0.5``, as trained:
             4.7 / 4.7 % at step 0, 45.3 / 45.3 % at step 300 (20 min alone). From 600 steps of
             ``--config.prompts.twin_share=0.5`` on top of the 3,600-step model, as trained: 9.4 / 9.4 % at step 0

@@ -194,6 +194,11 @@ def _labels(tokenizer: Tokenizer, texts: list[str], max_tokens: int, ids: list[s
   return labels, np.asarray([len(t) for t in encoded], np.int32)
 
 
+def _word_pattern(word: str) -> re.Pattern:
+  """``word`` as a whole word."""
+  return re.compile(rf"\b{re.escape(word)}\b")
+
+
 def respell_rare_words(rng: np.random.Generator, text: str, pre_text: str, rare_words: str,
                        prob: float) -> tuple[str, str, str]:
   """Prompt-decidable spellings: with probability ``prob`` each rare word that has respellings
@@ -204,7 +209,7 @@ def respell_rare_words(rng: np.random.Generator, text: str, pre_text: str, rare_
     others = espeak_prompt.respellings(name)
     if others and rng.random() < prob:
       other = others[int(rng.integers(len(others)))]
-      pattern = re.compile(rf"\b{re.escape(name)}\b")
+      pattern = _word_pattern(name)
       text, pre_text, rare_words = (pattern.sub(other, s) for s in (text, pre_text, rare_words))
   return text, pre_text, rare_words
 
@@ -285,25 +290,25 @@ class TrainingBatch:
     apart, so every pair is a clean signal for reading spellings off the prompt. None when ``row`` has no such
     word."""
     text = row["text"]
-    name = next((w for w in row["rare_words"].split()
-                 if espeak_prompt.respellings(w) and re.search(rf"\b{re.escape(w)}\b", text)), None)
-    if name is None:
+    for name in row["rare_words"].split():
+      others, pattern = espeak_prompt.respellings(name), _word_pattern(name)
+      if others and pattern.search(text):
+        break
+    else:
       return None
-    others = espeak_prompt.respellings(name)
     family = {w.lower() for w in [name, *others]}
     pool = [w.lower() for w in self.distractors if w.lower() not in family]
     seed = int(rng.integers(2**31))
     drawn = []
     for spelling in (name, others[int(rng.integers(len(others)))]):
-      respell = lambda s: re.sub(rf"\b{re.escape(name)}\b", spelling, s)
-      pre_text, twin_rng = respell(row["pre_text"]), np.random.default_rng(seed)
+      pre_text, twin_rng = pattern.sub(spelling, row["pre_text"]), np.random.default_rng(seed)
       if spelling in pre_text and twin_rng.random() < 0.5:
         content = pre_text
       else:
         count = min(int(twin_rng.integers(3, 11)), len(pool))
         words = [spelling.lower()] + [pool[int(i)] for i in twin_rng.choice(len(pool), count, replace=False)]
         content = " ".join(words[int(i)] for i in twin_rng.permutation(len(words)))
-      drawn.append(prompts.sample_training_text(twin_rng, respell(text), pre_text,
+      drawn.append(prompts.sample_training_text(twin_rng, pattern.sub(spelling, text), pre_text,
                                                 style_weights=dict(self.style_weights),
                                                 canonical_prob=self.canonical_prob, content=content,
                                                 style_from_text=False))
