@@ -7,6 +7,10 @@ backward (five matmuls, the recomputation of the logits included); a causal mask
 credited with the same count. On accelerators the sweep is L 256…8192 × D 64/128 in bfloat16 with 16k tokens per
 batch and 1024 model width; on CPU the kernels run in Pallas' interpreter and the figures say nothing about
 accelerator speed, so a small sweep only checks that the benchmark runs.
+
+A second table times one KV-cache decode step (one new query per example against a full cache, 16 query heads over 4
+kv heads of dim 128, bfloat16): the split-K Pallas decode kernel against XLA's masked attention, with the achieved
+bandwidth counted as the bytes of valid cache read (keys and values once each), since decoding is memory-bound.
 """
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ from audiojax.nn import attention as attn_lib
 
 ACCELERATOR_SEQ_LENS = (256, 512, 1024, 2048, 4096, 8192)
 CPU_SEQ_LENS = (128, 256)
+DECODE_CACHE_LENS = (1024, 4096, 16384)
+DECODE_BATCH, DECODE_HEADS, DECODE_KV_HEADS, DECODE_HEAD_DIM = 32, 16, 4, 128
 TOKENS_PER_BATCH = 16384
 MODEL_WIDTH = 1024
 
@@ -90,6 +96,32 @@ def _print_table(rows: Sequence[dict[str, float]]) -> None:
           f"{r['pallas_train_tflops']:>9.3f} {r['train_speedup']:>7.2f}×")
 
 
+def _decode_row(cache_len: int, batch: int, interpret: bool, repeats: int) -> dict[str, float]:
+  """One decode step with every cache full: Pallas split-K kernel vs XLA, milliseconds and GB/s of cache read."""
+  dtype = jnp.float32 if interpret else jnp.bfloat16
+  keys = jax.random.split(jax.random.key(1), 3)
+  q = jax.random.normal(keys[0], (batch, 1, DECODE_HEADS, DECODE_HEAD_DIM), dtype)
+  k, v = (jax.random.normal(key, (batch, cache_len, DECODE_KV_HEADS, DECODE_HEAD_DIM), dtype) for key in keys[1:])
+  lengths = jnp.full((batch,), cache_len, jnp.int32)
+  cache_bytes = 2 * k.size * k.dtype.itemsize
+  row = dict(cache_len=cache_len, batch=batch)
+  for name, impl in (("xla", "xla"), ("pallas", "pallas")):
+    step = jax.jit(lambda q, k, v, lengths, impl=impl: attn_lib.cached_attention(q, k, v, lengths, impl=impl))
+    seconds = _best_seconds(lambda: step(q, k, v, lengths), repeats)
+    row.update({f"{name}_ms": seconds * 1e3, f"{name}_gbps": cache_bytes / seconds / 1e9})
+  row["speedup"] = row["xla_ms"] / row["pallas_ms"]
+  return row
+
+
+def _print_decode_table(rows: Sequence[dict[str, float]]) -> None:
+  print(f"\ndecode step: B queries x 1 position, {DECODE_HEADS} heads / {DECODE_KV_HEADS} kv heads, D "
+        f"{DECODE_HEAD_DIM}, full caches")
+  print(f"{'S':>6} {'B':>4} | {'ms xla/pallas':>16} {'GB/s xla/pallas':>18} {'speed-up':>8}")
+  for r in rows:
+    print(f"{r['cache_len']:>6} {r['batch']:>4} | {r['xla_ms']:>7.3f} {r['pallas_ms']:>8.3f} {r['xla_gbps']:>8.1f} "
+          f"{r['pallas_gbps']:>9.1f} {r['speedup']:>7.2f}×")
+
+
 def main(seq_lens: Sequence[int] | None = None, head_dims: Sequence[int] | None = None, repeats: int = 5
          ) -> list[dict[str, float]]:
   """Runs the sweep for this backend and prints the table; returns its rows."""
@@ -105,7 +137,10 @@ def main(seq_lens: Sequence[int] | None = None, head_dims: Sequence[int] | None 
   rows = [_row(seq_len, head_dim, causal, dtype, interpret, repeats)
           for head_dim in head_dims for seq_len in seq_lens for causal in (False, True)]
   _print_table(rows)
-  return rows
+  decode_rows = [_decode_row(cache_len, 2 if interpret else DECODE_BATCH, interpret, repeats)
+                 for cache_len in ((256,) if interpret else DECODE_CACHE_LENS)]
+  _print_decode_table(decode_rows)
+  return rows + decode_rows
 
 
 if __name__ == "__main__":

@@ -202,10 +202,13 @@ def _positions(start: jax.Array, shape: tuple[int, int], axis: int) -> jax.Array
 # --- GPU (Triton) lowering: native (B, L, H, D) layout ----------------------------------------------------------------
 def _gpu_call(kernel, cfg: _Config, grid: tuple[int, ...], in_specs: list, out_specs: Any, out_shape: Any,
               head_dim: int):
+  # Measured on an H100 (bf16, L 4096, 16k tokens, 64x64 blocks): 4 warps beat 8 for head dim 128 too, forward
+  # 1.77-1.93 -> 1.28-1.39 ms and forward+backward 6.1-7.2 -> 3.7-4.0 ms (non-causal); other block shapes and 3
+  # pipeline stages were no faster for training. Head dim 256 keeps 8 warps (unmeasured; its accumulators are larger).
   return pl.pallas_call(
       functools.partial(kernel, cfg=cfg), grid=grid, in_specs=[pl.no_block_spec] * 3 + in_specs,
       out_specs=out_specs, out_shape=out_shape, interpret=cfg.interpret,
-      compiler_params=plgpu.CompilerParams(num_warps=4 if head_dim <= 64 else 8, num_stages=2))
+      compiler_params=plgpu.CompilerParams(num_warps=4 if head_dim <= 128 else 8, num_stages=2))
 
 
 def _gpu_fwd_kernel(q_len_ref, kv_len_ref, prefix_ref, q_ref, k_ref, v_ref, o_ref, lse_ref, *, cfg: _Config):

@@ -172,3 +172,74 @@ def test_bench_counts_useful_flops():
   assert bench_attention.attention_flops(1, 1, 4, 4, 8, causal=True) == 4 * 8 * 10  # 1 + 2 + 3 + 4 visible keys
   assert bench_attention.attention_flops(2, 3, 2, 4, 8, causal=True) == 6 * 4 * 8 * 7  # end-aligned: 3 + 4 keys
 
+
+
+# --- compiled on a GPU (skipped elsewhere): the same kernels through Triton, not the interpreter ----------------------
+needs_gpu = pytest.mark.skipif(jax.default_backend() != "gpu", reason="compiles the Triton kernels: needs a GPU "
+                               "(run with JAX_PLATFORMS=cuda, which conftest.py then leaves alone)")
+
+
+def _relative_errors(fn, ref, q, k, v, do):
+  """Max abs errors of the output and q/k/v gradients, each divided by the reference's max abs value (at least 1)."""
+  def out_and_grads(f, *args):
+    out, vjp = jax.vjp(f, *args)
+    return out, vjp(do.astype(out.dtype))
+
+  out, grads = jax.jit(lambda *a: out_and_grads(fn, *a))(q, k, v)
+  ref_out, ref_grads = jax.jit(lambda *a: out_and_grads(ref, *a))(*(x.astype(jnp.float32) for x in (q, k, v)))
+  assert all(bool(jnp.isfinite(x).all()) for x in (out, *grads)), "NaN/inf in kernel output or gradients"
+  rel = lambda a, b: float(jnp.max(jnp.abs(a.astype(jnp.float32) - b)) / jnp.maximum(jnp.max(jnp.abs(b)), 1.0))
+  return rel(out, ref_out), [rel(g, r) for g, r in zip(grads, ref_grads)]
+
+
+@needs_gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", GPU_CASES, ids=[c[0] for c in GPU_CASES])
+def test_compiled_gpu_kernels_match_reference(case):
+  """The interpreter cases, compiled. float32 runs at HIGHEST precision (no TF32) so the float32 tolerances hold."""
+  _, (b, lq, lk, h, hkv, d), kwargs, blocks, dtype = case
+  q, k, v, do = _inputs(len(case[0]), b, lq, lk, h, hkv, d, dtype)
+  kwargs = {key: (jnp.array(val) if isinstance(val, list) else val) for key, val in kwargs.items()}
+  precision = jax.lax.Precision.HIGHEST if dtype == jnp.float32 else None
+  fn = lambda q, k, v: fa.flash_attention(q, k, v, **kwargs, block_q=blocks[0], block_kv=blocks[1], backend="gpu",
+                                          precision=precision)
+  fwd_err, grad_errs = _max_errors(fn, lambda q, k, v: fa.reference_attention(q, k, v, **kwargs), q, k, v, do)
+  fwd_tol, grad_tol = TOLERANCES[dtype]
+  assert fwd_err <= fwd_tol, f"forward max abs error {fwd_err:.2e}"
+  assert max(grad_errs) <= grad_tol, f"dq/dk/dv max abs errors {grad_errs}"
+
+
+@needs_gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("causal", [False, True])
+def test_compiled_gpu_kernels_at_training_shapes(causal):
+  """Default blocks, bfloat16, head dim 128, 2k tokens with ragged lengths: errors relative to the reference's scale."""
+  q, k, v, do = _inputs(3, 2, 2048, 2048, 8, 2, 128, jnp.bfloat16)
+  lengths = dict(causal=causal, q_lengths=jnp.array([2048, 1500]), kv_lengths=jnp.array([2048, 1500]))
+  fn = lambda q, k, v: fa.flash_attention(q, k, v, **lengths, backend="gpu")
+  fwd_err, grad_errs = _relative_errors(fn, lambda q, k, v: fa.reference_attention(q, k, v, **lengths), q, k, v, do)
+  assert fwd_err <= 2e-2, f"forward relative error {fwd_err:.2e}"
+  assert max(grad_errs) <= 3e-2, f"dq/dk/dv relative errors {grad_errs}"
+
+
+@needs_gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape,lengths,block_kv,num_splits", DECODE_CASES + [
+    ((8, 1, 16, 4, 4096, 128), [4096, 4000, 1, 2049, 64, 65, 3000, 17], 64, 8)])
+def test_compiled_decode_kernel_matches_reference(shape, lengths, block_kv, num_splits):
+  b, n, h, hkv, s, d = shape
+  q, k, v, _ = _inputs(s, b, n, s, h, hkv, d, jnp.float32)
+  lengths = jnp.array(lengths)
+  out = jax.jit(lambda *a: da.decode_attention(*a, block_kv=block_kv, num_splits=num_splits,
+                                               precision=jax.lax.Precision.HIGHEST))(q, k, v, lengths)
+  np.testing.assert_allclose(out, da.reference_decode_attention(q, k, v, lengths), atol=1e-5)
+
+
+@needs_gpu
+@pytest.mark.gpu
+def test_auto_takes_the_kernels_on_one_gpu():
+  assert attn_lib.resolve_impl("auto", 64, jnp.bfloat16) == "pallas"
+  q, k, v, _ = _inputs(4, 2, 300, 300, 4, 2, 64, jnp.bfloat16)
+  lengths = dict(causal=True, q_lengths=jnp.array([300, 123]), kv_lengths=jnp.array([300, 123]))
+  auto, xla = jax.jit(lambda *a: [attn_lib.attention(*a, **lengths, impl=impl) for impl in ("auto", "xla")])(q, k, v)
+  np.testing.assert_allclose(np.asarray(auto, np.float32), np.asarray(xla, np.float32), atol=2e-2)
