@@ -46,6 +46,8 @@ def test_metrics_tensorboard_and_curve_are_written(trained_workdir):
   records = [json.loads(l) for l in open(os.path.join(trained_workdir, "metrics.jsonl"))]
   train_records = [r for r in records if "loss" in r]
   assert train_records and all({"step", "loss", "lr", "examples_per_sec"} <= set(r) for r in train_records)
+  compile_seconds = [r["compile_and_first_step_seconds"] for r in records if "compile_and_first_step_seconds" in r]
+  assert len(compile_seconds) == 1 and compile_seconds[0] > 0  # timed with the progress bar off, as smoke runs are
   evals = [r for r in records if "eval/mAP" in r]
   assert evals and {"eval/baseline_mAP", "eval/examples"} <= set(evals[-1])
   assert glob.glob(os.path.join(trained_workdir, "tensorboard", "events.out.tfevents.*"))
