@@ -3,6 +3,7 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("AUDIOJAX_COMPILATION_CACHE", "")  # in-process CLI calls compile afresh, like the rest
 
 import jax  # noqa: E402
 

@@ -120,3 +120,17 @@ def test_errors_exit_2_without_traceback_in_a_real_process(tmp_path):
                          str(tmp_path)], capture_output=True, text=True)
   assert proc.returncode == 2 and "Traceback" not in proc.stderr
   assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_compilation_cache_is_written_and_reused_by_a_real_process(trained_workdir, tmp_path):
+  """``python -m audiojax`` turns on JAX's persistent cache: the first run fills it and a second run reads it."""
+  sf.write(tmp_path / "clip.wav", tone(1.0, 16000), 16000)
+  cache = tmp_path / "xla"
+  env = {**os.environ, "AUDIOJAX_COMPILATION_CACHE": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+  argv = [sys.executable, "-m", "audiojax", "tag", str(tmp_path / "clip.wav"), "--checkpoint", trained_workdir]
+  first = subprocess.run(argv, capture_output=True, text=True, env=env)
+  entries = sorted(os.listdir(cache)) if cache.exists() else []
+  assert first.returncode == 0 and entries, first.stderr
+  second = subprocess.run(argv, capture_output=True, text=True, env=env)
+  assert second.returncode == 0 and second.stdout == first.stdout
+  assert sorted(os.listdir(cache)) == entries  # every program came from the cache: nothing new was written

@@ -137,6 +137,19 @@ def test_templates_fill_into_cased_punctuated_sentences():
   assert not set(espeak_prompt.TRAIN_TEMPLATES) & set(espeak_prompt.TEST_TEMPLATES)
 
 
+def test_test_split_holds_out_sentences_not_words():
+  """In ``small``, every word of the test templates' slots and frames (names aside) is heard in training, as in a
+  real corpus, while no test sentence frame is a training frame."""
+  def words(utterance):
+    text = re.sub(r"\b(?:" + "|".join(utterance.rare_words.split()) + r")\b", " ", utterance.text)
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+  planned = espeak_prompt.plan(5000, 400, seed=0)
+  heard = set().union(*(words(u) for u in planned["train"]))
+  unheard = set().union(*(words(u) for u in planned["test"])) - heard
+  assert not unheard, f"test words never heard in training: {sorted(unheard)}"
+
+
 def test_respellings():
   candidates = espeak_prompt.respellings("Kalavik")
   assert {"Calavik", "Kalavick", "Kallavik", "Kalavyk"} <= set(candidates)

@@ -1,8 +1,11 @@
 """``espeak_prompt``: synthetic read speech for contextual (Prompt-) ASR, with rare names and preceding book text.
 
 Every utterance is one cased, punctuated English sentence from a template (statements, questions, exclamations,
-quotations; names at the start, middle and end, as vocatives and possessives; numbers written as words; 651 other
-word types in ``small``) naming one rare pseudo-name, spoken by espeak-ng. Utterances are grouped into simulated
+quotations; names at the start, middle and end, as vocatives and possessives; numbers written as words; 613 other
+word types in ``small``'s training sentences) naming one rare pseudo-name, spoken by espeak-ng. Training uses 51
+templates, the test splits 12 others; since 1.1.0 every test word is heard in training, so the test splits hold out
+sentence frames, names and voices, not words (1.0.0 had 36 training templates, and 23.7 % of the test words, 23
+types such as "insists" and "neither", were never heard in training). Utterances are grouped into simulated
 *books* of 4–8 sentences with a cast of two names and one reader, like LibriHeavy: ``pre_text`` is the text of the
 book's previous sentences ("" for the first), the content prompt of the recipe, and ``rare_words`` is the name in
 the sentence.
@@ -128,6 +131,23 @@ TRAIN_TEMPLATES = (
     "\"{Interjection}!\" cried {name}, pointing at {thing}.",
     "Somewhere near {place}, {name} lost {thing}.",
     "{name} wrote {num} letters to {role} {time}.",
+    # 1.1.0: these put every word of the test templates into training sentences of other shapes, so that the test
+    # split holds out sentences, not words (in 1.0.0, 23.7 % of the test words were never heard in training).
+    "{name} could not find {thing} anywhere.",
+    "The {animals} followed {name} all the way home.",
+    "{name} insists that the {noun} is {adj}.",
+    "We will meet {name} at {place} if it rains.",
+    "{name} tried to open {thing} again.",
+    "{Role} smiled once at {name}.",
+    "Nobody on earth knew {name} better than {role}.",
+    "{name} returns {things} to {role} every week.",
+    "The house near {place} belongs to {name}.",
+    "{name} stands between {role} and the {noun}.",
+    "{name} will carry {things} for {role}.",
+    "According to the map, {name} lives near {place}.",
+    "Neither the {noun} nor the {animals} belonged to {name}.",
+    "Only {role} would share {food} with {name}.",
+    "Which way did {name} go {time}?",
 )
 TEST_TEMPLATES = (
     "Could {name} carry {thing} to {place} {time}?",
@@ -446,8 +466,9 @@ def synthesize(utterances: Sequence[Utterance], workers: int | None = None) -> I
 class EspeakPrompt(tfds.core.GeneratorBasedBuilder):
   """Synthetic Prompt-ASR corpus (see the module docstring for the splits, voices and names)."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release.",
+                   "1.1.0": "15 training templates so that every word of the test templates is heard in training."}
   BUILDER_CONFIGS = [
       EspeakPromptConfig(name="small", description="5,000 train, 400 test, 400 test_seen_voices utterances.",
                          num_train=5000, num_test=400),
