@@ -277,8 +277,9 @@ def enable_compilation_cache() -> str | None:
   if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
     return os.environ["JAX_COMPILATION_CACHE_DIR"]
   folder = os.environ.get(COMPILATION_CACHE_ENV)
-  if folder is None:  # the data builders' cache root, without importing them (they load TFDS)
-    folder = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "audiojax", "xla")
+  if folder is None:
+    from audiojax.configs import default_cache_dir
+    folder = os.path.join(default_cache_dir(), "xla")
   if not folder:
     return None
   import jax

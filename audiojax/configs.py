@@ -32,6 +32,11 @@ def default_data_dir() -> str:
   return os.environ.get("AUDIOJAX_DATA_DIR", os.path.join("data", "tfds"))
 
 
+def default_cache_dir() -> str:
+  """``$XDG_CACHE_HOME/audiojax`` (``~/.cache/audiojax``): downloaded packages and compiled programs."""
+  return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "audiojax")
+
+
 def tagging_base() -> ml_collections.ConfigDict:
   """Supervised multi-label tagging with a CED encoder."""
   c = ml_collections.ConfigDict()

@@ -124,7 +124,7 @@ def _print_decode_table(rows: Sequence[dict[str, float]]) -> None:
 
 def main(seq_lens: Sequence[int] | None = None, head_dims: Sequence[int] | None = None, repeats: int = 5
          ) -> list[dict[str, float]]:
-  """Runs the sweep for this backend and prints the table; returns its rows."""
+  """Runs the sweep for this backend and prints both tables; returns the attention rows, then the decode rows."""
   interpret = jax.default_backend() == "cpu"
   dtype = jnp.float32 if interpret else jnp.bfloat16
   seq_lens = seq_lens or (CPU_SEQ_LENS if interpret else ACCELERATOR_SEQ_LENS)

@@ -27,16 +27,21 @@ def _inputs(seed, b, lq, lk, h, hkv, d, dtype):
           _normal(kdo, (b, lq, h, d), jnp.float32))
 
 
-def _max_errors(fn, ref, q, k, v, do):
-  """Max abs errors of ``fn``'s output and q/k/v vjps against ``ref`` run in float32 on the same inputs."""
+def _outputs_and_grads(fn, ref, q, k, v, do):
+  """``fn``'s output and q/k/v vjps (checked finite), and ``ref``'s run in float32 on the same inputs."""
   def out_and_grads(f, *args):
     out, vjp = jax.vjp(f, *args)
     return out, vjp(do.astype(out.dtype))
 
   out, grads = jax.jit(lambda *a: out_and_grads(fn, *a))(q, k, v)
-  f32 = [x.astype(jnp.float32) for x in (q, k, v)]
-  ref_out, ref_grads = jax.jit(lambda *a: out_and_grads(ref, *a))(*f32)
+  ref_out, ref_grads = jax.jit(lambda *a: out_and_grads(ref, *a))(*(x.astype(jnp.float32) for x in (q, k, v)))
   assert all(bool(jnp.isfinite(x).all()) for x in (out, *grads)), "NaN/inf in kernel output or gradients"
+  return out, grads, ref_out, ref_grads
+
+
+def _max_errors(fn, ref, q, k, v, do):
+  """Max abs errors of ``fn``'s output and q/k/v vjps against ``ref`` run in float32 on the same inputs."""
+  out, grads, ref_out, ref_grads = _outputs_and_grads(fn, ref, q, k, v, do)
   assert bool(jnp.all((out == 0) | (ref_out != 0))), "rows without a visible key must be exactly 0"
   err = lambda a, b: float(jnp.max(jnp.abs(a.astype(jnp.float32) - b)))
   return err(out, ref_out), [err(g, r) for g, r in zip(grads, ref_grads)]
@@ -181,13 +186,7 @@ needs_gpu = pytest.mark.skipif(jax.default_backend() != "gpu", reason="compiles 
 
 def _relative_errors(fn, ref, q, k, v, do):
   """Max abs errors of the output and q/k/v gradients, each divided by the reference's max abs value (at least 1)."""
-  def out_and_grads(f, *args):
-    out, vjp = jax.vjp(f, *args)
-    return out, vjp(do.astype(out.dtype))
-
-  out, grads = jax.jit(lambda *a: out_and_grads(fn, *a))(q, k, v)
-  ref_out, ref_grads = jax.jit(lambda *a: out_and_grads(ref, *a))(*(x.astype(jnp.float32) for x in (q, k, v)))
-  assert all(bool(jnp.isfinite(x).all()) for x in (out, *grads)), "NaN/inf in kernel output or gradients"
+  out, grads, ref_out, ref_grads = _outputs_and_grads(fn, ref, q, k, v, do)
   rel = lambda a, b: float(jnp.max(jnp.abs(a.astype(jnp.float32) - b)) / jnp.maximum(jnp.max(jnp.abs(b)), 1.0))
   return rel(out, ref_out), [rel(g, r) for g, r in zip(grads, ref_grads)]
 

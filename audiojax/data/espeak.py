@@ -23,7 +23,8 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from audiojax.data.builders.debsfx import default_cache_dir, fetch_packages
+from audiojax.configs import default_cache_dir
+from audiojax.data.builders.debsfx import fetch_packages
 from audiojax.errors import UserError
 
 ESPEAK_RATE = 22050

@@ -76,6 +76,7 @@ import soundfile as sf
 import tensorflow_datasets as tfds
 
 from audiojax.audio.io import load_audio, pcm16, resample, to_mono
+from audiojax.configs import default_cache_dir
 from audiojax.errors import UserError
 
 log = logging.getLogger("audiojax")
@@ -137,11 +138,6 @@ def read_manifest(path: str, split: Mapping[str, str]) -> list[Clip]:
       seen.add((clip.package, clip.path))
       clips.append(clip)
   return clips
-
-
-def default_cache_dir() -> str:
-  """``$XDG_CACHE_HOME/audiojax`` (``~/.cache/audiojax``): where downloaded packages are kept."""
-  return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "audiojax")
 
 
 def manual_command(packages: list[str], target: str) -> str:
