@@ -22,6 +22,7 @@ from audiojax import model_dir
 from audiojax.asr_options import DECODERS
 from audiojax.audio.io import stream_audio
 from audiojax.data.pipeline import fixed_size_batches
+from audiojax.decode.char_lm import CharNgramLM, LmFusion
 from audiojax.decode.ctc import ctc_greedy, ctc_prefix_beam_search
 from audiojax.decode.context_graph import ContextGraph
 from audiojax.decode.transducer import greedy_search, modified_beam_search
@@ -119,13 +120,14 @@ class Transcriber:
   """Transcribes waves with fixed-size windows (one compilation) and optional prompts, beam and hotwords.
 
   ``decoder="transducer"`` searches the RNN-T (greedy or modified beam search); ``"ctc"`` reads the auxiliary CTC
-  head (best path, or prefix beam search, hotwords as shallow fusion)."""
+  head (best path, or prefix beam search). Hotwords (a context graph per window) and a character n-gram LM
+  (``lm``, :class:`~audiojax.decode.char_lm.LmFusion`) are fused into either beam search."""
 
   def __init__(self, model: prompt_asr.PromptASR, variables: dict, tokenizer: Tokenizer, settings: dict[str, Any],
-               decoder: str = "transducer"):
+               decoder: str = "transducer", lm: LmFusion | None = None):
     if decoder not in DECODERS:
       raise UserError(f"decoder '{decoder}' is unknown; use one of {DECODERS}")
-    self.model, self.variables, self.tokenizer, self.decoder = model, variables, tokenizer, decoder
+    self.model, self.variables, self.tokenizer, self.decoder, self.lm = model, variables, tokenizer, decoder, lm
     self.window = int(settings["max_seconds"] * prompt_asr.SAMPLE_RATE)
     self.encode_prompts = prompt_encoding(settings)
     # stable callables, so the decoders' compiled steps are reused across windows
@@ -133,9 +135,15 @@ class Transcriber:
     self.joiner = jax.jit(functools.partial(_join, model, variables))
 
   @classmethod
-  def from_checkpoint(cls, path: str, decoder: str = "transducer") -> "Transcriber":
+  def from_checkpoint(cls, path: str, decoder: str = "transducer", lm: CharNgramLM | None = None,
+                      lm_weight: float = 0.5, lm_token_bonus: float = 0.0, lm_oov_penalty: float = 0.0
+                      ) -> "Transcriber":
+    """The model of a workdir or model directory; ``lm`` is fused with the other ``lm_*`` settings
+    (:class:`~audiojax.decode.char_lm.LmFusion`)."""
     model, variables, tokenizer, settings = load(path)
-    return cls(model, variables, tokenizer, settings, decoder)
+    fusion = (LmFusion.for_tokenizer(lm, tokenizer, lm_weight, lm_token_bonus, lm_oov_penalty) if lm is not None
+              else None)
+    return cls(model, variables, tokenizer, settings, decoder, fusion)
 
   @functools.cached_property
   def _encode(self):
@@ -152,10 +160,11 @@ class Transcriber:
   def _ctc_search(self, enc: jax.Array, enc_lengths: jax.Array, beam: int,
                   graphs: list[ContextGraph | None] | None) -> list[list[int]]:
     log_probs, lengths = np.asarray(self._ctc_log_probs(self.variables, enc)), np.asarray(enc_lengths)
-    if beam == 1 and not any(g is not None for g in graphs or []):
+    if beam == 1 and self.lm is None and not any(g is not None for g in graphs or []):
       return ctc_greedy(log_probs, lengths)
     graphs = graphs or [None] * len(lengths)
-    return [ctc_prefix_beam_search(log_probs[i:i + 1], lengths[i:i + 1], beam=max(beam, 1), context_graph=g)[0]
+    return [ctc_prefix_beam_search(log_probs[i:i + 1], lengths[i:i + 1], beam=max(beam, 1), context_graph=g,
+                                   lm=self.lm)[0]
             for i, g in enumerate(graphs)]
 
   def transcribe_window(self, wave: np.ndarray, style_prompt: str, content_prompt: str, *, beam: int = 1,
@@ -181,11 +190,11 @@ class Transcriber:
                                     lengths, style_lengths)
     if self.decoder == "ctc":
       tokens = self._ctc_search(enc, enc_lengths, beam, graphs)
-    elif beam == 1 and not any(g is not None for g in graphs or []):
+    elif beam == 1 and self.lm is None and not any(g is not None for g in graphs or []):
       tokens = greedy_search(enc, enc_lengths, self.predictor, self.joiner, context_size=self.model.context_size)
     else:
       tokens = modified_beam_search(enc, enc_lengths, self.predictor, self.joiner, beam=max(beam, 1),
-                                    context_size=self.model.context_size, context_graph=graphs)
+                                    context_size=self.model.context_size, context_graph=graphs, lm=self.lm)
     return [self.tokenizer.decode(t) for t in tokens]
 
   def transcribe_many(self, waves: Sequence[np.ndarray], prompt_pairs: Sequence[tuple[str, str]], *,
@@ -223,6 +232,18 @@ class Transcriber:
       if text:
         pieces.append(text)
     return " ".join(pieces)
+
+
+def transcriber_from_args(args: Any, beam: int) -> Transcriber:
+  """The :class:`Transcriber` of command-line ``args`` (``checkpoint``, ``decoder`` and the options of
+  :func:`audiojax.asr_options.add_lm_args`), checked against the ``beam`` it will decode with."""
+  lm = None
+  if args.lm:
+    if beam < 2:
+      raise UserError(f"--lm {args.lm} is fused into beam search; give --beam 2 or more (8 is a good start)")
+    lm = CharNgramLM.from_file(args.lm, args.lm_order)
+  return Transcriber.from_checkpoint(args.checkpoint, decoder=args.decoder, lm=lm, lm_weight=args.lm_weight,
+                                     lm_token_bonus=args.lm_token_bonus, lm_oov_penalty=args.lm_oov_penalty)
 
 
 def _predict(model, variables, tokens):

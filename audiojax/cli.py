@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from audiojax.asr_options import add_decoder_arg
+from audiojax.asr_options import add_decoder_arg, add_lm_args
 from audiojax.errors import UserError
 
 
@@ -71,7 +71,7 @@ def _tag(args: argparse.Namespace, overrides: list[str]) -> None:
 
 
 def _transcribe(args: argparse.Namespace, overrides: list[str]) -> None:
-  from audiojax.asr_inference import Transcriber
+  from audiojax.asr_inference import transcriber_from_args
 
   _no_overrides(overrides)
   if args.beam < 1:
@@ -82,7 +82,7 @@ def _transcribe(args: argparse.Namespace, overrides: list[str]) -> None:
       raise UserError(f"--biasing-list '{args.biasing_list}' does not exist; give a text file with one word per line")
     with open(args.biasing_list, encoding="utf-8") as f:
       words = [w.strip() for w in f if w.strip()]
-  transcriber = Transcriber.from_checkpoint(args.checkpoint, decoder=args.decoder)
+  transcriber = transcriber_from_args(args, args.beam)
   for path in args.files:
     text = transcriber.transcribe_file(path, style_prompt=args.style_prompt, content_prompt=args.content_prompt,
                                       biasing_words=words, beam=args.beam, boost=args.boost)
@@ -209,6 +209,7 @@ def parser() -> argparse.ArgumentParser:
   tr.add_argument("--beam", type=int, default=1, help="1: greedy; >1: beam search")
   add_decoder_arg(tr)
   tr.add_argument("--boost", type=float, default=2.0, help="hotword bonus per token (with --biasing-list)")
+  add_lm_args(tr)
   tr.set_defaults(fn=_transcribe)
 
   d = sub.add_parser("data", help="build a dataset, or export one example as a wav file")

@@ -193,3 +193,27 @@ def test_ctc_decoder_reads_the_ctc_head_in_inference_and_evaluation(workdir, dat
                                             "valid": np.ones(3, bool)})
   tokens, emitted = np.asarray(out["tokens"]), np.asarray(out["emitted"])
   assert [tokens[b][emitted[b]].tolist() for b in range(3)] == want
+
+
+def test_corpus_wer_with_a_character_lm_from_the_training_transcripts(workdir, data_dir, tmp_path, capsys):
+  from audiojax.eval import corpus_wer
+  from audiojax.text import lm_corpus
+
+  wd, _ = workdir
+  lm_text = tmp_path / "lm.txt"
+  lm_corpus.main(["--dataset", "espeak_prompt/tiny", "--data-dir", data_dir, "--out", str(lm_text), "--order", "4"])
+  train = tfds.data_source("espeak_prompt/tiny", split="train", data_dir=data_dir)
+  lines = lm_text.read_text(encoding="utf-8").splitlines()
+  assert len(lines) == 2 * len(train) and lines[len(train)] == lines[len(train)].upper()
+  assert "per-character perplexity" in capsys.readouterr().out
+  common = ["--checkpoint", wd, "--dataset", "espeak_prompt/tiny", "--data-dir", data_dir, "--limit", "3"]
+  corpus_wer.main(common + ["--decoder", "ctc", "--beam", "3", "--lm", str(lm_text), "--lm-order", "4",
+                            "--lm-weight", "0.6"])
+  result = json.loads(capsys.readouterr().out)
+  assert result["utterances"] == 3 and result["lm"] == {"file": str(lm_text), "order": 4, "weight": 0.6,
+                                                         "token_bonus": 0.0, "oov_penalty": 0.0}
+  corpus_wer.main(common + ["--beam", "2", "--lm", str(lm_text), "--lm-oov-penalty", "2"])  # the transducer
+  assert json.loads(capsys.readouterr().out)["lm"]["oov_penalty"] == 2.0
+  with pytest.raises(SystemExit) as exit_info:
+    corpus_wer.main(common + ["--decoder", "ctc", "--lm", str(lm_text)])
+  assert exit_info.value.code == 2 and "give --beam 2 or more" in capsys.readouterr().err

@@ -10,8 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from audiojax.decode import (ContextGraph, ctc_greedy, ctc_prefix_beam_search, ctc_prefix_beam_search_nbest,
+from audiojax.decode import (CharNgramLM, ContextGraph, LmFusion, ctc_greedy, ctc_prefix_beam_search, ctc_prefix_beam_search_nbest,
                              greedy_search, modified_beam_search, modified_beam_search_nbest)
+from audiojax.decode.char_lm import UNKNOWN
 from audiojax.errors import UserError
 
 V, C, DE, DP, DJ = 6, 2, 4, 5, 8
@@ -90,6 +91,25 @@ def test_greedy_matches_frame_by_frame_argmax():
         labels.append(v)
         context = context[1:] + (v,)
     assert got[b] == labels
+
+
+def test_exhaustive_beam_search_with_a_language_model_adds_its_sentence_scores():
+  """Nothing pruned: every token sequence scores its transducer log-probability plus the fusion's weighted LM
+  log-probability (end included), token bonuses and out-of-vocabulary penalties, which depend on the sequence only."""
+  pieces = [UNKNOWN, "C", "K", "A", "T", " "]
+  lm = CharNgramLM(["CAT", "TACK", "A CAT"], 3)
+  fusion = LmFusion(lm, pieces, weight=0.6, token_bonus=0.3, oov_penalty=1.1)
+  enc = random_enc(5, 1, 4)
+  expected = brute_force_transducer(np.asarray(enc[0]))
+  nbest = modified_beam_search_nbest(enc, jnp.array([4]), predictor, joiner, beam=1024, context_size=C, lm=fusion,
+                                     lm_candidates=8)[0]
+  got = {tuple(tokens): score for tokens, score in nbest}
+  assert set(got) == set(expected)
+  for seq, acoustic in expected.items():
+    text = "".join(pieces[i] for i in seq).lstrip(" ")
+    oov = sum(w not in {"CAT", "TACK", "A"} for w in text.split())
+    assert got[seq] == pytest.approx(acoustic + 0.6 * lm.sentence_log_prob(text) + 0.3 * len(seq) - 1.1 * oov,
+                                     abs=1e-4)
 
 
 @pytest.mark.parametrize("seed", [3, 4])

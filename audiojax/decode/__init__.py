@@ -1,10 +1,11 @@
 """Decoding for ASR outputs: transducer greedy / modified beam search, CTC greedy / prefix beam search, and hotword
-boosting with an Aho–Corasick context graph (shallow fusion)."""
+boosting with an Aho–Corasick context graph and a character n-gram LM (shallow fusion)."""
 from __future__ import annotations
 
+from audiojax.decode.char_lm import CharNgramLM, LmFusion
 from audiojax.decode.context_graph import ContextGraph
 from audiojax.decode.ctc import ctc_greedy, ctc_prefix_beam_search, ctc_prefix_beam_search_nbest
 from audiojax.decode.transducer import greedy_search, modified_beam_search, modified_beam_search_nbest
 
-__all__ = ["ContextGraph", "ctc_greedy", "ctc_prefix_beam_search", "ctc_prefix_beam_search_nbest", "greedy_search",
+__all__ = ["CharNgramLM", "LmFusion", "ContextGraph", "ctc_greedy", "ctc_prefix_beam_search", "ctc_prefix_beam_search_nbest", "greedy_search",
            "modified_beam_search", "modified_beam_search_nbest"]

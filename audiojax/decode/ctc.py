@@ -1,10 +1,12 @@
-"""CTC decoding on the host: greedy (best path) and prefix beam search, with optional hotword boosting.
+"""CTC decoding on the host: greedy (best path) and prefix beam search, with optional hotword boosting and LM fusion.
 
 Prefix beam search keeps, per label prefix, the log-probability of the alignments that end in blank (``pb``) and in
 its last label (``pnb``), so repeated labels separated by a blank and collapsed repeats are told apart; a prefix's
 score is ``logaddexp(pb, pnb)``. With a :class:`~audiojax.decode.context_graph.ContextGraph`, a prefix also carries
 its graph state and accumulated bonus (added when a label extends the prefix, as in WeNet's context biasing); ranking
-and the final pick use the score plus that bonus, finalized at the end.
+and the final pick use the score plus that bonus, finalized at the end. With an
+:class:`~audiojax.decode.char_lm.LmFusion` a prefix likewise carries its LM state and the weighted LM score of its
+labels (plus the per-token bonus), and the end-of-sentence score is added at the end.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import math
 
 import numpy as np
 
+from audiojax.decode.char_lm import LmFusion
 from audiojax.decode.context_graph import ContextGraph
 from audiojax.errors import UserError
 
@@ -53,22 +56,24 @@ def ctc_greedy(log_probs, lengths, *, blank_id: int = 0) -> list[list[int]]:
 
 
 def ctc_prefix_beam_search_nbest(log_probs, lengths, *, beam: int = 4, blank_id: int = 0,
-                                 context_graph: ContextGraph | None = None) -> list[list[tuple[list[int], float]]]:
+                                 context_graph: ContextGraph | None = None, lm: LmFusion | None = None
+                                 ) -> list[list[tuple[list[int], float]]]:
   """Prefix beam search returning every surviving prefix: per utterance ``[(labels, score), ...]``, best first.
 
   ``log_probs (B, T, V)`` are per-frame log-softmax outputs. Per frame only the ``beam`` most probable labels are
   expanded and the ``beam`` best prefixes kept. ``score`` = log-probability of the label sequence (summed over the
-  alignments kept) + the finalized context bonus.
+  alignments kept) + the finalized context bonus + the LM fusion score (``lm``).
   """
   log_probs, lengths = _check_inputs(log_probs, lengths)
   if beam < 1:
     raise UserError(f"beam must be >= 1, got {beam}")
   vocab = log_probs.shape[-1]
   root = context_graph.root if context_graph is not None else 0
+  lm_root = lm.initial_state() if lm is not None else ""
   results = []
   for b in range(log_probs.shape[0]):
-    # prefix -> [pb, pnb, graph_state, bonus]
-    beams: dict[tuple[int, ...], list] = {(): [0.0, -math.inf, root, 0.0]}
+    # prefix -> [pb, pnb, graph_state, bonus, lm_state]; the bonus holds the context and LM scores
+    beams: dict[tuple[int, ...], list] = {(): [0.0, -math.inf, root, 0.0, lm_root]}
     for t in range(lengths[b]):
       frame = log_probs[b, t]
       labels = np.argsort(-frame, kind="stable")[:beam] if beam < vocab else range(vocab)
@@ -77,11 +82,14 @@ def ctc_prefix_beam_search_nbest(log_probs, lengths, *, beam: int = 4, blank_id:
       def entry(prefix, parent, label):
         """The next-frame entry of ``prefix`` (created from ``parent`` extended by ``label`` when new)."""
         if prefix not in nxt:
-          state, bonus = parent[2], parent[3]
+          state, bonus, lm_state = parent[2], parent[3], parent[4]
           if label is not None and context_graph is not None:
             delta, state = context_graph.forward_one_step(state, label)
             bonus += delta
-          nxt[prefix] = [-math.inf, -math.inf, state, bonus]
+          if label is not None and lm is not None:
+            delta, lm_state = lm.extend(lm_state, label)
+            bonus += delta
+          nxt[prefix] = [-math.inf, -math.inf, state, bonus, lm_state]
         return nxt[prefix]
 
       for prefix, cur in beams.items():
@@ -105,10 +113,12 @@ def ctc_prefix_beam_search_nbest(log_probs, lengths, *, beam: int = 4, blank_id:
                        if _logaddexp(e[0], e[1]) > -math.inf), key=lambda item: -item[0])
       beams = {prefix: nxt[prefix] for _, prefix in ranked[:beam]}
     final = []
-    for prefix, (pb, pnb, state, bonus) in beams.items():
+    for prefix, (pb, pnb, state, bonus, lm_state) in beams.items():
       score = _logaddexp(pb, pnb) + bonus
       if context_graph is not None:
         score += context_graph.finalize(state)
+      if lm is not None:
+        score += lm.finish(lm_state)
       final.append((list(prefix), float(score)))
     final.sort(key=lambda item: -item[1])
     results.append(final)
@@ -116,8 +126,9 @@ def ctc_prefix_beam_search_nbest(log_probs, lengths, *, beam: int = 4, blank_id:
 
 
 def ctc_prefix_beam_search(log_probs, lengths, *, beam: int = 4, blank_id: int = 0,
-                           context_graph: ContextGraph | None = None) -> list[list[int]]:
+                           context_graph: ContextGraph | None = None, lm: LmFusion | None = None) -> list[list[int]]:
   """Prefix beam search: the best label sequence per utterance. ``log_probs (B, T, V)`` log-softmax outputs,
-  ``lengths (B,)``; ``context_graph`` adds hotword bonuses (shallow fusion)."""
-  nbest = ctc_prefix_beam_search_nbest(log_probs, lengths, beam=beam, blank_id=blank_id, context_graph=context_graph)
+  ``lengths (B,)``; ``context_graph`` adds hotword bonuses and ``lm`` a language model's (shallow fusion)."""
+  nbest = ctc_prefix_beam_search_nbest(log_probs, lengths, beam=beam, blank_id=blank_id, context_graph=context_graph,
+                                       lm=lm)
   return [hyps[0][0] if hyps else [] for hyps in nbest]

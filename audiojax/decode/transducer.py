@@ -10,6 +10,8 @@ objects again to reuse the compiled step (a fresh lambda per call recompiles).
   token) by total log-probability, hypotheses with the same token sequence merged with ``logaddexp``. The hypothesis
   set is padded to ``beam`` per utterance, so each frame is one jitted predictor + joiner + top-k call for the whole
   batch; the merging (and the optional :class:`~audiojax.decode.context_graph.ContextGraph` bonus) runs on the host.
+  With a language model (:class:`~audiojax.decode.char_lm.LmFusion`) the device returns the top ``lm_candidates ×
+  beam`` by the model's score, the host adds the LM's score of each new token and keeps the best ``beam``.
 
 Batch size and frame count are zero-padded to powers of two (padding rows have length 0), so a test set of many
 utterance lengths compiles a few shapes only.
@@ -24,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from audiojax.decode.char_lm import LmFusion
 from audiojax.decode.context_graph import ContextGraph
 from audiojax.errors import UserError
 
@@ -108,7 +111,7 @@ def _beam_step(encoder_out, t, contexts, scores, *, predictor, joiner, beam):
 
   ``encoder_out (B, T, De)``, ``contexts (B, K, C)`` int32 and ``scores (B, K)`` (−inf on padding slots) → the
   top ``beam`` candidates of (hypothesis × token) per utterance: ``values``, ``hyp`` and ``token``, each
-  ``(B, beam)``.
+  ``(B, beam)`` (values −inf past the ``K × V`` that exist).
   """
   batch, slots, context_size = contexts.shape
   pred = predictor(contexts.reshape(batch * slots, context_size))
@@ -116,7 +119,10 @@ def _beam_step(encoder_out, t, contexts, scores, *, predictor, joiner, beam):
   log_probs = jax.nn.log_softmax(joiner(enc, pred).astype(jnp.float32), axis=-1)
   vocab = log_probs.shape[-1]
   total = log_probs.reshape(batch, slots, vocab) + scores[:, :, None]
-  values, flat = jax.lax.top_k(total.reshape(batch, slots * vocab), beam)
+  values, flat = jax.lax.top_k(total.reshape(batch, slots * vocab), min(beam, slots * vocab))
+  missing = beam - values.shape[1]  # more candidates asked for than exist: −inf fill, which the host skips
+  values = jnp.pad(values, ((0, 0), (0, missing)), constant_values=-jnp.inf)
+  flat = jnp.pad(flat, ((0, 0), (0, missing)))
   return values, flat // vocab, flat % vocab
 
 
@@ -131,12 +137,14 @@ def _graphs_per_utterance(context_graph, batch: int) -> list[ContextGraph | None
 
 def modified_beam_search_nbest(encoder_out: jax.Array, enc_lengths: jax.Array, predictor: Predictor,
                                joiner: Joiner, *, beam: int = 4, context_size: int = 2, blank_id: int = 0,
-                               context_graph: ContextGraph | Sequence[ContextGraph | None] | None = None
+                               context_graph: ContextGraph | Sequence[ContextGraph | None] | None = None,
+                               lm: LmFusion | None = None, lm_candidates: int = 4
                                ) -> list[list[tuple[list[int], float]]]:
   """Modified beam search returning every surviving hypothesis: per utterance ``[(tokens, score), ...]``, best first
   by raw score. ``score`` is the total log-probability of the token sequence (summed over the alignments the beam
-  kept) plus the context-graph bonus, finalized (open partial matches refunded). ``context_graph``: one graph for
-  the whole batch, or one (or ``None``) per utterance."""
+  kept) plus the context-graph bonus, finalized (open partial matches refunded), plus the LM fusion score (``lm``,
+  end of sentence included). ``context_graph``: one graph for the whole batch, or one (or ``None``) per
+  utterance."""
   lengths = _check_inputs(encoder_out, enc_lengths, context_size)
   if beam < 1:
     raise UserError(f"beam must be >= 1, got {beam}")
@@ -144,8 +152,11 @@ def modified_beam_search_nbest(encoder_out: jax.Array, enc_lengths: jax.Array, p
   graphs = _graphs_per_utterance(context_graph, batch)
   encoder_out, _ = _pad_batch(encoder_out, lengths, max(8, _bucket(frames)))
   rows = encoder_out.shape[0]
-  # Per utterance: {tokens: [log_prob, graph_state]}; the graph state is a function of the tokens, so it merges too.
-  hyps: list[dict[tuple[int, ...], list]] = [{(): [0.0, ContextGraph.root]} for _ in range(batch)]
+  # Per utterance: {tokens: [score, graph_state, lm_state]}; the states are functions of the tokens, so they merge
+  # too. The score holds the log-probability, the context bonus and the LM score.
+  lm_root = lm.initial_state() if lm is not None else None
+  hyps: list[dict[tuple[int, ...], list]] = [{(): [0.0, ContextGraph.root, lm_root]} for _ in range(batch)]
+  candidates = beam * lm_candidates if lm is not None else beam
   pad_context = [blank_id] * context_size
   for t in range(frames):
     active = [b for b in range(batch) if t < lengths[b]]
@@ -162,30 +173,35 @@ def modified_beam_search_nbest(encoder_out: jax.Array, enc_lengths: jax.Array, p
         scores[b, k] = hyps[b][key][0]
     values, hyp_idx, tok_idx = (np.asarray(x) for x in _beam_step(
         encoder_out, t, jnp.asarray(contexts), jnp.asarray(scores), predictor=predictor, joiner=joiner,
-        beam=beam))
+        beam=candidates))
     for b in active:
       new: dict[tuple[int, ...], list] = {}
       for value, k, token in zip(values[b].tolist(), hyp_idx[b].tolist(), tok_idx[b].tolist()):
         if value == -math.inf:  # fewer real candidates than `beam` (tiny vocabularies)
           continue
         key = order[b][k]
-        state = hyps[b][key][1]
+        _, state, lm_state = hyps[b][key]
         if token != blank_id:
           key = key + (token,)
           if graphs[b] is not None:
             bonus, state = graphs[b].forward_one_step(state, token)
             value += bonus
+          if lm is not None:
+            bonus, lm_state = lm.extend(lm_state, token)
+            value += bonus
         if key in new:
           new[key][0] = float(np.logaddexp(new[key][0], value))
         else:
-          new[key] = [value, state]
-      hyps[b] = new
+          new[key] = [value, state, lm_state]
+      hyps[b] = dict(sorted(new.items(), key=lambda item: -item[1][0])[:beam]) if lm is not None else new
   results = []
   for b in range(batch):
     final = []
-    for key, (score, state) in hyps[b].items():
+    for key, (score, state, lm_state) in hyps[b].items():
       if graphs[b] is not None:
         score += graphs[b].finalize(state)
+      if lm is not None:
+        score += lm.finish(lm_state)
       final.append((list(key), float(score)))
     final.sort(key=lambda item: -item[1])
     results.append(final)
@@ -195,16 +211,19 @@ def modified_beam_search_nbest(encoder_out: jax.Array, enc_lengths: jax.Array, p
 def modified_beam_search(encoder_out: jax.Array, enc_lengths: jax.Array, predictor: Predictor, joiner: Joiner, *,
                          beam: int = 4, context_size: int = 2, blank_id: int = 0,
                          context_graph: ContextGraph | Sequence[ContextGraph | None] | None = None,
-                         length_norm: bool = True) -> list[list[int]]:
+                         length_norm: bool = True, lm: LmFusion | None = None, lm_candidates: int = 4
+                         ) -> list[list[int]]:
   """Batched modified beam search (at most one symbol per frame), optionally with hotword boosting.
 
   ``encoder_out (B, T, De)``, ``enc_lengths (B,)`` → the best token list per utterance. ``context_graph``: each
-  emitted token adds its bonus (shallow fusion), the graph state travelling with the hypothesis. The final pick is by
+  emitted token adds its bonus (shallow fusion), the graph state travelling with the hypothesis; ``lm`` likewise adds
+  a language model's score, over the best ``lm_candidates × beam`` extensions per frame. The final pick is by
   score divided by ``len(tokens) + context_size`` when ``length_norm`` (icefall's ``get_most_probable(length_norm=
   True)``, what its recipes decode with), else by raw score.
   """
   nbest = modified_beam_search_nbest(encoder_out, enc_lengths, predictor, joiner, beam=beam,
-                                     context_size=context_size, blank_id=blank_id, context_graph=context_graph)
+                                     context_size=context_size, blank_id=blank_id, context_graph=context_graph,
+                                     lm=lm, lm_candidates=lm_candidates)
 
   def rank(item):
     tokens, score = item
