@@ -5,7 +5,9 @@ of :data:`SETTINGS`: a content prompt (none, the preceding text, a biasing list 
 shuffled with ``distractors`` other rare words of the split, or those distractors alone) and a decoder (greedy;
 modified beam search; beam search with a hotword context graph over the listed words). The style prompt is the
 canonical sentence of one style (``--style``, default mixed-punc) throughout; ``--decoder ctc`` decodes with the
-CTC head instead of the transducer (prefix beam search, hotwords as shallow fusion).
+CTC head instead of the transducer (prefix beam search, hotwords as shallow fusion). With ``--lm`` (the options of
+:func:`audiojax.asr_options.add_lm_args`) the beam settings also fuse that character LM, and are named ``..., LM``:
+its out-of-vocabulary penalty works against held-out names, the hotwords for them.
 
 Measured per setting: normalised WER, **recall** (the reference's rare words spelled exactly in the hypothesis,
 case and a possessive 's ignored) and the **false-alarm rate**: the share of utterances whose hypothesis contains a word of the offered
@@ -28,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from audiojax.asr_options import add_eval_args
+from audiojax.asr_options import add_eval_args, add_lm_args
 from audiojax.errors import UserError
 from audiojax.eval.wer import wer
 from audiojax.text import styles
@@ -94,10 +96,11 @@ def score(refs: Sequence[str], hyps: Sequence[str], rare_words: Sequence[str],
 
 
 def run_study(transcriber, examples: list[dict], *, distractors: int = 10, bonus: float = 2.0, batch_size: int = 40,
-              settings: Sequence[Setting] = SETTINGS, seed: int = 0, style: str = "mixed-punc",
+              settings: Sequence[Setting] = SETTINGS, seed: int = 0, style: str = "mixed-punc", lm=None,
               log=print) -> dict[str, dict[str, float]]:
   """Decodes ``examples`` (dicts with ``wave``, ``wave_length``, ``text``, ``pre_text``, ``rare_words``) with
-  ``transcriber`` (:class:`audiojax.asr_inference.Transcriber`) under every setting → ``{setting name: metrics}``."""
+  ``transcriber`` (:class:`audiojax.asr_inference.Transcriber`) under every setting → ``{setting name: metrics}``.
+  ``lm`` (:class:`~audiojax.decode.char_lm.LmFusion`) is fused into the beam settings, whose names gain ``, LM``."""
   from audiojax.asr_inference import hotword_graph, style_prompt_for
 
   rare = [e["rare_words"] for e in examples]
@@ -111,13 +114,16 @@ def run_study(transcriber, examples: list[dict], *, distractors: int = 10, bonus
                "list": [" ".join(w) for w in lists], "distractors": [" ".join(w) for w in only]}[setting.content]
     graphs = ([hotword_graph(transcriber.tokenizer, w, bonus) for w in words[setting.boost]] if setting.boost
               else [None] * len(examples))
+    transcriber.lm = lm if setting.beam > 1 else None
     hyps = transcriber.transcribe_many([e["wave"] for e in examples],
                                        [(style, c) for c in content], batch_size=batch_size, beam=setting.beam,
                                        graphs=graphs)
     offered = words[setting.boost or ("list" if setting.content == "list" else "distractors")]
-    results[setting.name] = score([e["text"] for e in examples], hyps, rare, offered)
-    results[setting.name]["seconds"] = time.perf_counter() - start
-    log(f"{setting.name}: " + ", ".join(f"{k} {v:.3f}" for k, v in results[setting.name].items()))
+    name = f"{setting.name}, LM" if transcriber.lm is not None else setting.name
+    results[name] = score([e["text"] for e in examples], hyps, rare, offered)
+    results[name]["seconds"] = time.perf_counter() - start
+    log(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in results[name].items()))
+  transcriber.lm = lm
   return results
 
 
@@ -160,22 +166,24 @@ def main(argv: Sequence[str] | None = None) -> None:
                  help="hotword bonus per token; more values rerun the hotword settings with each (a sweep)")
   p.add_argument("--batch-size", type=int, default=40)
   p.add_argument("--json", default=None, help="also write the results here")
+  add_lm_args(p)
   args = p.parse_args(argv)
-  from audiojax.asr_inference import Transcriber
+  from audiojax.asr_inference import transcriber_from_args
 
   try:
-    transcriber = Transcriber.from_checkpoint(args.checkpoint, decoder=args.decoder)
+    transcriber = transcriber_from_args(args, beam=max(s.beam for s in SETTINGS))
+    lm = transcriber.lm
     examples = load_examples(args.checkpoint, args.dataset, args.split, args.limit, args.data_dir)
     too_long = [e["id"] for e in examples if e["wave_length"] > transcriber.window]
     if too_long:
       raise UserError(f"{len(too_long)} utterances (e.g. '{too_long[0]}') are longer than the model's window of "
                       f"{transcriber.window / 16000:g} s; this study decodes single windows")
     results = run_study(transcriber, examples, distractors=args.distractors, bonus=args.bonus[0],
-                        batch_size=args.batch_size, style=args.style)
+                        batch_size=args.batch_size, style=args.style, lm=lm)
     for bonus in args.bonus[1:]:
       boosted = [dataclasses.replace(s, name=f"{s.name}, bonus {bonus:g}") for s in SETTINGS if s.boost]
       results.update(run_study(transcriber, examples, distractors=args.distractors, bonus=bonus,
-                               batch_size=args.batch_size, settings=boosted, style=args.style))
+                               batch_size=args.batch_size, settings=boosted, style=args.style, lm=lm))
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
