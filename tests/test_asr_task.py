@@ -93,7 +93,7 @@ def test_batched_transcription_and_the_rare_word_study(workdir, data_dir, tmp_pa
   out = tmp_path / "study.json"
   env = {**os.environ, "PYTHONPATH": os.getcwd()}
   run = subprocess.run([sys.executable, "-m", "audiojax.eval.biasing", "--checkpoint", wd, "--data-dir", data_dir,
-                        "--limit", "6", "--distractors", "3", "--batch-size", "4", "--bonus", "2", "5",
+                        "--limit", "6", "--distractors", "3", "--batch-size", "4", "--bonus", "2", "5", "--beam", "3",
                         "--json", str(out)],
                        capture_output=True, text=True, env=env, check=False)
   assert run.returncode == 0, run.stderr

@@ -10,14 +10,15 @@ CTC head instead of the transducer (prefix beam search, hotwords as shallow fusi
 its out-of-vocabulary penalty works against held-out names, the hotwords for them.
 
 Measured per setting: normalised WER, **recall** (the reference's rare words spelled exactly in the hypothesis,
-case and a possessive 's ignored) and the **false-alarm rate**: the share of utterances whose hypothesis contains a word of the offered
-list (or, for settings without a list, of the distractor list that utterance would have been offered) that is not in
+case and a possessive 's ignored) and the **false-alarm rate**: the share of utterances whose hypothesis contains a
+word of the offered list (or, for settings without a list, of the distractor list that utterance would have been offered) that is not in
 its reference. Distractors are drawn per utterance from the split's rare words other than its own, with a fixed seed,
 so every setting sees the same lists. On ``espeak_prompt`` a test name's spelling is one of 2–4 homophones, so the
 audio alone cannot decide it: recall without a prompt measures the guess, with a list the use of the list.
 
 Run: ``python -m audiojax.eval.biasing --checkpoint WORKDIR [--split test] [--limit N] [--bonus 2 [3 ...]]
-[--json OUT]`` (several bonuses: the hotword settings are rerun with each, named ``..., bonus B``).
+[--beam 4] [--json OUT]`` (several bonuses: the hotword settings are rerun with each, named ``..., bonus B``;
+``--beam`` is the width of the beam settings).
 """
 from __future__ import annotations
 
@@ -165,13 +166,17 @@ def main(argv: Sequence[str] | None = None) -> None:
   p.add_argument("--bonus", type=float, nargs="+", default=[2.0],
                  help="hotword bonus per token; more values rerun the hotword settings with each (a sweep)")
   p.add_argument("--batch-size", type=int, default=40)
+  p.add_argument("--beam", type=int, default=4, help="width of the beam settings (at least 2)")
   p.add_argument("--json", default=None, help="also write the results here")
   add_lm_args(p)
   args = p.parse_args(argv)
   from audiojax.asr_inference import transcriber_from_args
 
   try:
-    transcriber = transcriber_from_args(args, beam=max(s.beam for s in SETTINGS))
+    if args.beam < 2:
+      raise UserError(f"--beam {args.beam}: the beam settings need a width of at least 2")
+    settings = [dataclasses.replace(s, beam=args.beam) if s.beam > 1 else s for s in SETTINGS]
+    transcriber = transcriber_from_args(args, beam=args.beam)
     lm = transcriber.lm
     examples = load_examples(args.checkpoint, args.dataset, args.split, args.limit, args.data_dir)
     too_long = [e["id"] for e in examples if e["wave_length"] > transcriber.window]
@@ -179,9 +184,9 @@ def main(argv: Sequence[str] | None = None) -> None:
       raise UserError(f"{len(too_long)} utterances (e.g. '{too_long[0]}') are longer than the model's window of "
                       f"{transcriber.window / 16000:g} s; this study decodes single windows")
     results = run_study(transcriber, examples, distractors=args.distractors, bonus=args.bonus[0],
-                        batch_size=args.batch_size, style=args.style, lm=lm)
+                        batch_size=args.batch_size, settings=settings, style=args.style, lm=lm)
     for bonus in args.bonus[1:]:
-      boosted = [dataclasses.replace(s, name=f"{s.name}, bonus {bonus:g}") for s in SETTINGS if s.boost]
+      boosted = [dataclasses.replace(s, name=f"{s.name}, bonus {bonus:g}") for s in settings if s.boost]
       results.update(run_study(transcriber, examples, distractors=args.distractors, bonus=bonus,
                                batch_size=args.batch_size, settings=boosted, style=args.style, lm=lm))
   except UserError as e:
