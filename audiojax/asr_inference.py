@@ -237,6 +237,8 @@ class Transcriber:
 def transcriber_from_args(args: Any, beam: int) -> Transcriber:
   """The :class:`Transcriber` of command-line ``args`` (``checkpoint``, ``decoder`` and the options of
   :func:`audiojax.asr_options.add_lm_args`), checked against the ``beam`` it will decode with."""
+  if beam < 1:
+    raise UserError(f"--beam {beam}: give a beam width of at least 1")
   lm = None
   if args.lm:
     if beam < 2:

@@ -74,8 +74,6 @@ def _transcribe(args: argparse.Namespace, overrides: list[str]) -> None:
   from audiojax.asr_inference import transcriber_from_args
 
   _no_overrides(overrides)
-  if args.beam < 1:
-    raise UserError(f"--beam {args.beam}: give a beam width of at least 1")
   words = None
   if args.biasing_list:
     if not os.path.isfile(args.biasing_list):

@@ -223,6 +223,6 @@ def test_corpus_wer_with_a_character_lm_from_the_training_transcripts(workdir, d
   transcriber = Transcriber.from_checkpoint(wd, decoder="ctc", lm=CharNgramLM.from_file(str(lm_text), 4))
   examples = biasing.load_examples(wd, "espeak_prompt/tiny", "test", 3, data_dir)
   results = biasing.run_study(transcriber, examples, distractors=1, settings=biasing.SETTINGS[:1] +
-                              biasing.SETTINGS[4:6], lm=transcriber.lm, log=lambda _: None)
+                              biasing.SETTINGS[4:6], log=lambda _: None)
   assert set(results) == {"greedy, no prompt", "beam, no prompt, LM", "beam + hotwords (list), no prompt, LM"}
   assert transcriber.lm is not None

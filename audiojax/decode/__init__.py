@@ -7,5 +7,5 @@ from audiojax.decode.context_graph import ContextGraph
 from audiojax.decode.ctc import ctc_greedy, ctc_prefix_beam_search, ctc_prefix_beam_search_nbest
 from audiojax.decode.transducer import greedy_search, modified_beam_search, modified_beam_search_nbest
 
-__all__ = ["CharNgramLM", "LmFusion", "ContextGraph", "ctc_greedy", "ctc_prefix_beam_search", "ctc_prefix_beam_search_nbest", "greedy_search",
-           "modified_beam_search", "modified_beam_search_nbest"]
+__all__ = ["CharNgramLM", "LmFusion", "ContextGraph", "ctc_greedy", "ctc_prefix_beam_search",
+           "ctc_prefix_beam_search_nbest", "greedy_search", "modified_beam_search", "modified_beam_search_nbest"]

@@ -26,13 +26,12 @@ import dataclasses
 import functools
 import math
 import os
-import re
 from collections import Counter, defaultdict
 from typing import Iterable, Sequence
 
 from audiojax.errors import UserError
+from audiojax.text.styles import normalize_for_wer
 
-_NOT_WORD = re.compile(r"[^A-Z0-9']+")
 BOS, EOS, UNKNOWN = "\x02", "\x03", "\x00"  # start padding, end of sentence, any character never seen in training
 
 
@@ -50,7 +49,7 @@ class CharNgramLM:
       line = line.strip()
       if not line:
         continue
-      self.words.update(word_form(w) for w in _WORD_SPLIT.split(line) if word_form(w))
+      self.words.update(normalize_for_wer(line).split())
       padded = BOS * (order - 1) + line + EOS
       for end in range(order - 1, len(padded)):
         top[padded[end - order + 1:end + 1]] += 1
@@ -140,9 +139,9 @@ class LmFusion:
   ``weight × log P_lm(its characters) + token_bonus``, minus ``oov_penalty`` for every word found not to be one of
   the LM's training words; the end adds ``weight × log P_lm(end)``.
 
-  Words are compared in the WER form (:func:`word_form`): a word is out of vocabulary as soon as its first characters
-  start no training word, or when it ends (a space, dash or the end) as a proper prefix of one; either way it is
-  penalised once. Held-out names are out of vocabulary by design, so the penalty trades names against near-miss
+  Words are compared in the WER form (:func:`~audiojax.text.styles.normalize_for_wer`): a word is out of vocabulary
+  as soon as its first characters start no training word, or when it ends (a space, dash or the end) as a proper
+  prefix of one; either way it is penalised once. Held-out names are out of vocabulary by design, so the penalty trades names against near-miss
   spellings of common words: tune it. ``piece_texts[i]`` is token ``i``'s text (SentencePiece's ``▁`` as a space;
   byte-fallback and control pieces as :data:`UNKNOWN`); a hypothesis's leading space is dropped, as the tokenizer's
   decode drops it. States are ``(LM state, partial word in WER form or None once out of vocabulary)``."""
@@ -182,8 +181,8 @@ class LmFusion:
           if char.isspace() or char in WORD_BREAKS:
             score -= self.oov_penalty * self._is_oov(word)
             word = ""
-          elif word is not None and word_form(char):
-            word += word_form(char)
+          elif word is not None and normalize_for_wer(char):
+            word += normalize_for_wer(char)
             if word not in self._prefixes:
               score -= self.oov_penalty
               word = None
@@ -200,13 +199,6 @@ class LmFusion:
 
 
 WORD_BREAKS = "-—"  # like whitespace, these end a word in the WER form
-_WORD_SPLIT = re.compile(r"[\s\-—]+")
-
-
-def word_form(text: str) -> str:
-  """``text`` as it counts in the WER (:func:`audiojax.text.styles.normalize_for_wer`) without the word breaks:
-  upper case, only letters, digits and apostrophes."""
-  return _NOT_WORD.sub("", text.upper().replace("’", "'").replace("‘", "'"))
 
 
 def _piece_text(piece: str) -> str:

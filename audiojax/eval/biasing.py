@@ -11,9 +11,9 @@ its out-of-vocabulary penalty works against held-out names, the hotwords for the
 
 Measured per setting: normalised WER, **recall** (the reference's rare words spelled exactly in the hypothesis,
 case and a possessive 's ignored) and the **false-alarm rate**: the share of utterances whose hypothesis contains a
-word of the offered list (or, for settings without a list, of the distractor list that utterance would have been offered) that is not in
-its reference. Distractors are drawn per utterance from the split's rare words other than its own, with a fixed seed,
-so every setting sees the same lists. On ``espeak_prompt`` a test name's spelling is one of 2–4 homophones, so the
+word of the offered list (or, for settings without a list, of the distractor list that utterance would have been
+offered) that is not in its reference. Distractors are drawn per utterance from the split's rare words other than
+its own, with a fixed seed, so every setting sees the same lists. On ``espeak_prompt`` a test name's spelling is one of 2–4 homophones, so the
 audio alone cannot decide it: recall without a prompt measures the guess, with a list the use of the list.
 
 Run: ``python -m audiojax.eval.biasing --checkpoint WORKDIR [--split test] [--limit N] [--bonus 2 [3 ...]]
@@ -97,13 +97,15 @@ def score(refs: Sequence[str], hyps: Sequence[str], rare_words: Sequence[str],
 
 
 def run_study(transcriber, examples: list[dict], *, distractors: int = 10, bonus: float = 2.0, batch_size: int = 40,
-              settings: Sequence[Setting] = SETTINGS, seed: int = 0, style: str = "mixed-punc", lm=None,
+              settings: Sequence[Setting] = SETTINGS, seed: int = 0, style: str = "mixed-punc",
               log=print) -> dict[str, dict[str, float]]:
   """Decodes ``examples`` (dicts with ``wave``, ``wave_length``, ``text``, ``pre_text``, ``rare_words``) with
   ``transcriber`` (:class:`audiojax.asr_inference.Transcriber`) under every setting → ``{setting name: metrics}``.
-  ``lm`` (:class:`~audiojax.decode.char_lm.LmFusion`) is fused into the beam settings, whose names gain ``, LM``."""
+  The transcriber's LM (``transcriber.lm``), if any, is fused into the beam settings only (their names gain
+  ``, LM``)."""
   from audiojax.asr_inference import hotword_graph, style_prompt_for
 
+  lm = transcriber.lm
   rare = [e["rare_words"] for e in examples]
   lists, only = draw_lists(rare, distractors, seed)
   words = {"list": lists, "distractors": only}
@@ -177,18 +179,17 @@ def main(argv: Sequence[str] | None = None) -> None:
       raise UserError(f"--beam {args.beam}: the beam settings need a width of at least 2")
     settings = [dataclasses.replace(s, beam=args.beam) if s.beam > 1 else s for s in SETTINGS]
     transcriber = transcriber_from_args(args, beam=args.beam)
-    lm = transcriber.lm
     examples = load_examples(args.checkpoint, args.dataset, args.split, args.limit, args.data_dir)
     too_long = [e["id"] for e in examples if e["wave_length"] > transcriber.window]
     if too_long:
       raise UserError(f"{len(too_long)} utterances (e.g. '{too_long[0]}') are longer than the model's window of "
                       f"{transcriber.window / 16000:g} s; this study decodes single windows")
     results = run_study(transcriber, examples, distractors=args.distractors, bonus=args.bonus[0],
-                        batch_size=args.batch_size, settings=settings, style=args.style, lm=lm)
+                        batch_size=args.batch_size, settings=settings, style=args.style)
     for bonus in args.bonus[1:]:
       boosted = [dataclasses.replace(s, name=f"{s.name}, bonus {bonus:g}") for s in settings if s.boost]
       results.update(run_study(transcriber, examples, distractors=args.distractors, bonus=bonus,
-                               batch_size=args.batch_size, settings=boosted, style=args.style, lm=lm))
+                               batch_size=args.batch_size, settings=boosted, style=args.style))
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -74,8 +74,6 @@ def main(argv: Sequence[str] | None = None) -> None:
   from audiojax.configs import default_data_dir
 
   try:
-    if args.beam < 1:
-      raise UserError(f"--beam {args.beam}: give a beam width of at least 1")
     transcriber = transcriber_from_args(args, args.beam)
     source = tfds.data_source(args.dataset, split=args.split, data_dir=args.data_dir or default_data_dir())
     count = min(args.limit or len(source), len(source))
