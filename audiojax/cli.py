@@ -1,4 +1,5 @@
-"""Command line: ``python -m audiojax train | eval | tag | transcribe | data | convert | probe | teacher | bench``.
+"""Command line: ``python -m audiojax train | eval | average | tag | transcribe | data | convert | probe | teacher |
+bench``.
 
 Bad input (files, config keys, checkpoints, meshes) ends with one ``error: ...`` line and exit status 2.
 """
@@ -37,6 +38,15 @@ def _eval(args: argparse.Namespace, overrides: list[str]) -> None:
 
   result = loop.evaluate(args.workdir, overrides)
   print(json.dumps(result, indent=2))
+
+
+def _average(args: argparse.Namespace, overrides: list[str]) -> None:
+  from audiojax.train import loop
+
+  _no_overrides(overrides)
+  out = args.out or os.path.join(args.workdir, f"averaged_last{args.last}")
+  steps = loop.export_average_of_last(args.workdir, args.last, out)
+  print(f"averaged steps {', '.join(map(str, steps))} of {args.workdir} into {out}")
 
 
 def _tag(args: argparse.Namespace, overrides: list[str]) -> None:
@@ -185,6 +195,12 @@ def parser() -> argparse.ArgumentParser:
                                    "changes its config, e.g. --config.eval.decoder=ctc)")
   e.add_argument("--workdir", required=True)
   e.set_defaults(fn=_eval)
+
+  a = sub.add_parser("average", help="export the mean of a workdir's newest checkpoints as a model directory")
+  a.add_argument("--workdir", required=True)
+  a.add_argument("--last", type=int, required=True, help="how many of the newest kept checkpoints to average")
+  a.add_argument("--out", default="", help="the model directory to write (default WORKDIR/averaged_lastN)")
+  a.set_defaults(fn=_average)
 
   g = sub.add_parser("tag", help="print the top-k labels of audio files")
   g.add_argument("files", nargs="+", metavar="FILE")

@@ -109,6 +109,7 @@ def asr_base() -> ml_collections.ConfigDict:
   c.data.max_seconds = 8.0  # utterances are zero-padded to this (longer ones are an error, never cut)
   c.data.bucket_seconds = ()  # e.g. (3.0, 4.5): pad each batch only to the bucket of its longest utterance
   c.data.max_tokens = 64  # BPE tokens per transcript
+  c.data.speed_factors = ()  # e.g. (0.9, 1.0, 1.1): training waves played at one drawn per utterance (Kaldi's)
   c.data.max_prompt_bytes = 256  # style [SEP] content, UTF-8 bytes; content keeps its end
   c.data.max_prompt_tokens = 128  # the same in WordPiece tokens, with text_encoder="bert"
   c.model.text_encoder = "bytes"  # "bytes": trainable byte encoder; "bert": frozen BERT (python -m audiojax convert bert)

@@ -109,10 +109,12 @@ def brute_force_ctc(log_probs):
 PIECES = [UNKNOWN, "C", "K", "A", "T", " "]  # id 0 is the blank
 
 
-@pytest.mark.parametrize("seed,oov_penalty", [(0, 0.0), (1, 0.0), (2, 1.3), (3, 2.1)])
-def test_fused_beam_search_scores_equal_acoustic_plus_weighted_lm(seed, oov_penalty):
+@pytest.mark.parametrize("seed,oov_penalty,cache_size",
+                         [(0, 0.0, 1 << 20), (1, 0.0, 3), (2, 1.3, 1 << 20), (3, 2.1, 3)])
+def test_fused_beam_search_scores_equal_acoustic_plus_weighted_lm(seed, oov_penalty, cache_size):
+  """Exact at any cache size: a full cache is emptied and its scores recomputed."""
   lm = CharNgramLM(["CAT", "TACK", "A CAT"], 3)
-  fusion = LmFusion(lm, PIECES, weight=0.7, token_bonus=0.4, oov_penalty=oov_penalty)
+  fusion = LmFusion(lm, PIECES, weight=0.7, token_bonus=0.4, oov_penalty=oov_penalty, cache_size=cache_size)
   log_probs = np.log(np.random.default_rng(seed).dirichlet(np.full(len(PIECES), 0.6), size=(1, 4)))
   acoustic = brute_force_ctc(log_probs[0])
   got = dict((tuple(s), score) for s, score in ctc_prefix_beam_search_nbest(log_probs, [4], beam=10_000, lm=fusion)[0])
@@ -122,6 +124,7 @@ def test_fused_beam_search_scores_equal_acoustic_plus_weighted_lm(seed, oov_pena
     oov = sum(w not in {"CAT", "TACK", "A"} for w in text.split())
     expected = score + 0.7 * lm.sentence_log_prob(text) + 0.4 * len(labels) - oov_penalty * oov
     assert math.isclose(got[labels], expected, rel_tol=1e-9, abs_tol=1e-9), labels
+  assert len(fusion._cache) <= cache_size
 
 
 def test_the_lm_corrects_an_acoustic_near_miss_and_weight_zero_changes_nothing():

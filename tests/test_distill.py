@@ -108,6 +108,19 @@ def test_student_trains_from_the_store_and_averages_its_best_checkpoints(store, 
   model, _ = ced.load(str(tmp_path / "averaged"))
   assert model.depth == 1
 
+  from audiojax import cli
+  from audiojax.errors import UserError
+  cli.main(["average", "--workdir", str(tmp_path), "--last", "2"])  # the newest two: the same steps here
+  _, averaged = ced.load(str(tmp_path / "averaged_last2"))
+  trainer, newest, _ = loop.load_for_inference(str(tmp_path))
+  oldest = trainer.restore(str(tmp_path), 2)
+  as_numpy = lambda s: jax.device_get({"params": s.params, **s.model_state})
+  for got, a, b in zip(*map(jax.tree.leaves, (averaged, as_numpy(oldest), as_numpy(newest)))):
+    np.testing.assert_allclose(got, (np.asarray(a, np.float64) + b) / 2, rtol=1e-6, atol=1e-7)
+  assert any(not np.allclose(a, b) for a, b in zip(*map(jax.tree.leaves, (as_numpy(oldest), as_numpy(newest)))))
+  with pytest.raises(UserError, match="pass --last between 1 and 2"):
+    loop.export_average_of_last(str(tmp_path), 3, str(tmp_path / "x"))
+
 
 def test_teacher_cli_records_an_explicit_time_mask(trained_workdir, tiny_data_dir, tmp_path):
   from audiojax import cli

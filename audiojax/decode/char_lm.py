@@ -141,16 +141,18 @@ class LmFusion:
 
   Words are compared in the WER form (:func:`~audiojax.text.styles.normalize_for_wer`): a word is out of vocabulary
   as soon as its first characters start no training word, or when it ends (a space, dash or the end) as a proper
-  prefix of one; either way it is penalised once. Held-out names are out of vocabulary by design, so the penalty trades names against near-miss
-  spellings of common words: tune it. ``piece_texts[i]`` is token ``i``'s text (SentencePiece's ``▁`` as a space;
-  byte-fallback and control pieces as :data:`UNKNOWN`); a hypothesis's leading space is dropped, as the tokenizer's
-  decode drops it. States are ``(LM state, partial word in WER form or None once out of vocabulary)``."""
+  prefix of one; either way it is penalised once. Held-out names are out of vocabulary by design, so the penalty
+  trades names against near-miss spellings of common words: tune it. ``piece_texts[i]`` is token ``i``'s text
+  (SentencePiece's ``▁`` as a space; byte-fallback and control pieces as :data:`UNKNOWN`); a hypothesis's leading
+  space is dropped, as the tokenizer's decode drops it. States are ``(LM state, partial word in WER form or None once
+  out of vocabulary)``."""
 
   lm: CharNgramLM
   piece_texts: Sequence[str]
   weight: float = 0.5
   token_bonus: float = 0.0
   oov_penalty: float = 0.0
+  cache_size: int = 1 << 20  # (state, token) scores kept; the cache is emptied when full, so memory stays bounded
 
   def __post_init__(self):
     self._cache: dict[tuple[tuple, int], tuple[float, tuple]] = {}
@@ -186,6 +188,8 @@ class LmFusion:
             if word not in self._prefixes:
               score -= self.oov_penalty
               word = None
+      if len(self._cache) >= self.cache_size:
+        self._cache.clear()
       hit = self._cache[key] = (score, (lm_state, word))
     return hit
 

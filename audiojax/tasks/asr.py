@@ -20,7 +20,8 @@ batch), from a seed-derived generator, so the stream is a pure function of the s
 additions of ours give the content path prompt-decidable targets: ``config.prompts.respell_prob`` respells rare words
 alike in transcript and prompts, and ``config.prompts.twin_share`` turns a share of each batch into twin pairs, one
 recording twice with its rare word spelled two ways and a prompt naming each twin's spelling
-(:meth:`TrainingBatch._twins`).
+(:meth:`TrainingBatch._twins`). ``config.data.speed_factors`` plays each training utterance at a factor drawn from
+them (Kaldi's speed perturbation, :mod:`audiojax.audio.speed`), among those that keep it within ``max_seconds``.
 
 Evaluation decodes the eval split under each prompt condition of ``config.eval.conditions``
 (``"STYLE/STYLE_SOURCE/CONTENT"``: a style of :data:`audiojax.text.styles.STYLES`; ``canonical`` (the fixed style
@@ -46,6 +47,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from audiojax.asr_options import DECODERS
+from audiojax.audio import speed
 from audiojax.audio.io import from_pcm16
 from audiojax.data import builders, pipeline
 from audiojax.data.builders import espeak_prompt
@@ -202,8 +204,8 @@ def _word_pattern(word: str) -> re.Pattern:
 def respell_rare_words(rng: np.random.Generator, text: str, pre_text: str, rare_words: str,
                        prob: float) -> tuple[str, str, str]:
   """Prompt-decidable spellings: with probability ``prob`` each rare word that has respellings
-  (:func:`~audiojax.data.builders.espeak_prompt.respellings`: ``Kaludor`` → ``Caludor``) is replaced by a random one in
-  the transcript, the preceding text and the rare-word list alike. The audio still says the same sound, so only the
+  (:func:`~audiojax.data.builders.espeak_prompt.respellings`: ``Kaludor`` → ``Caludor``) is replaced by a random one
+  in the transcript, the preceding text and the rare-word list alike. The audio still says the same sound, so only the
   content prompt can tell the model which spelling to write: the identical-audio situation, at training time."""
   for name in rare_words.split():
     others = espeak_prompt.respellings(name)
@@ -230,6 +232,7 @@ class TrainingBatch:
   bucket_samples: tuple[int, ...] = ()
   respell_prob: float = 0.0  # per rare word: respell it in text, pre_text and list (``respell_rare_words``)
   twin_share: float = 0.0  # share of each batch's rows that are twin pairs (``_twins``)
+  speed_factors: tuple[float, ...] = ()  # each row played at one drawn uniformly (``audio.speed``); () for none
 
   @functools.cached_property
   def tokenizer(self) -> Tokenizer:
@@ -240,6 +243,8 @@ class TrainingBatch:
     return prompts.PromptEncoding(self.max_prompt_length, self.bert_dir)
 
   def __call__(self, rows: list[dict], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    if self.speed_factors:  # before twinning, so that twins stay one recording
+      rows = [self._perturb_speed(rng, r) for r in rows]
     rows, twins = self._pair_twins(rows, rng)
     drawn = [self._draw(rng, r) for r in rows[len(twins):]]
     content, style = prompts.perturb_batch(rng, [d.content_prompt for d in drawn], [d.style_prompt for d in drawn],
@@ -255,6 +260,14 @@ class TrainingBatch:
                          else self.max_samples)
     return {**waves, "labels": labels, "label_lengths": label_lengths, "prompt_ids": ids,
             "prompt_lengths": lengths, "style_lengths": style_lengths}
+
+  def _perturb_speed(self, rng: np.random.Generator, row: dict) -> dict:
+    """``row`` with its wave played at a factor of ``speed_factors`` that keeps it within the longest bucket."""
+    factor = speed.draw_factor(rng, self.speed_factors, int(row["wave_length"]), self.max_samples)
+    if factor == 1.0:
+      return row
+    wave = speed.perturb_speed(row["wave"], factor)
+    return {**row, "wave": wave, "wave_length": np.int32(wave.shape[0])}
 
   def _draw(self, rng: np.random.Generator, row: dict) -> prompts.TrainingText:
     text, pre_text, rare_words = row["text"], row["pre_text"], row["rare_words"]
@@ -507,7 +520,8 @@ class AsrTask:
                             tuple(sorted(dict(p.style_weights).items())), float(p.canonical_prob), p.content,
                             self.distractors if p.content == "mix" else (), self.max_samples, bert_dir=self.bert_dir,
                             bucket_samples=buckets, respell_prob=float(p.respell_prob),
-                            twin_share=float(p.twin_share))
+                            twin_share=float(p.twin_share),
+                            speed_factors=tuple(float(f) for f in data.speed_factors))
     source = pipeline.host_shard(self._source(data.train_split), data.name)
     decode = DecodeSpeech(self.max_samples, self.sample_rate, data.name)
     if buckets:

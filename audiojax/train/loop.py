@@ -292,6 +292,15 @@ def train(config: Any, workdir: str, *, until_step: int | None = None) -> dict[s
   return {"train": train_metrics, "eval": eval_metrics, "step": stop}
 
 
+def average_checkpoints(trainer: Trainer, workdir: str, steps: Sequence[int]) -> TrainState:
+  """The state of ``steps[0]`` with the parameters and model state replaced by their mean over the checkpoints of
+  ``steps`` (icefall's ``--avg``)."""
+  states = [trainer.restore(workdir, step) for step in steps]
+  mean = lambda *xs: sum(xs) / len(xs)
+  return states[0].replace(params=jax.tree.map(mean, *[s.params for s in states]),
+                           model_state=jax.tree.map(mean, *[s.model_state for s in states]))
+
+
 def average_best_checkpoints(trainer: Trainer, workdir: str, n: int) -> dict[str, Any]:
   """Averages the parameters (and model state) of the ``n`` kept checkpoints with the best eval metric, evaluates
   the average and exports it as the model directory ``WORKDIR/averaged``."""
@@ -304,10 +313,7 @@ def average_best_checkpoints(trainer: Trainer, workdir: str, n: int) -> dict[str
                     f"a multiple of eval.every_steps and checkpoint.keep large enough")
   higher_is_better = getattr(trainer.task, "primary_metric_mode", "max") == "max"
   best = sorted(scored, key=scored.get, reverse=higher_is_better)[:n]
-  states = [trainer.restore(workdir, step) for step in best]
-  mean = lambda *xs: sum(xs) / len(xs)
-  averaged = states[0].replace(params=jax.tree.map(mean, *[s.params for s in states]),
-                               model_state=jax.tree.map(mean, *[s.model_state for s in states]))
+  averaged = average_checkpoints(trainer, workdir, best)
   result = {f"{key.replace('eval/', 'eval/averaged_')}": trainer.evaluate(averaged)[key],
             "averaged_steps": sorted(best)}
   if jax.process_index() == 0:
@@ -316,16 +322,38 @@ def average_best_checkpoints(trainer: Trainer, workdir: str, n: int) -> dict[str
   return result
 
 
-def load_for_inference(workdir: str, config: Any | None = None) -> tuple[Trainer, TrainState, int]:
-  """The trained state of ``workdir`` (newest checkpoint) on a data-parallel mesh over the local devices;
-  ``config`` replaces the workdir's own ``config.json`` (e.g. with inference-time paths). Fields added to the code
-  since the workdir was written take their defaults (``configs.with_current_defaults``)."""
+def export_average_of_last(workdir: str, n: int, out: str) -> list[int]:
+  """Exports the mean of the newest ``n`` kept checkpoints of ``workdir`` as the model directory ``out`` (any
+  ``--checkpoint`` reads it). Returns the averaged steps."""
+  with checkpoint.manager(workdir, read_only=True) as mngr:
+    kept = sorted(mngr.all_steps())
+  if not 1 <= n <= len(kept):
+    raise UserError(f"cannot average the last {n} checkpoints of '{workdir}', which keeps {len(kept)} {kept}; pass "
+                    f"--last between 1 and {len(kept)}")
+  steps = kept[-n:]
+  trainer = _inference_trainer(workdir)
+  averaged = average_checkpoints(trainer, workdir, steps)
+  if jax.process_index() == 0:
+    trainer.task.export(out, jax.device_get({"params": averaged.params, **averaged.model_state}))
+  return steps
+
+
+def _inference_trainer(workdir: str, config: Any | None = None) -> Trainer:
+  """A trainer for the checkpoints of ``workdir`` (its ``config.json``, or ``config``) on a data-parallel mesh over
+  the local devices. Fields added to the code since the workdir was written take their defaults
+  (``configs.with_current_defaults``)."""
   config = configs.with_current_defaults(
       config_lib.restore(os.path.join(workdir, "config.json")) if config is None else config)
-  step = checkpoint.require_latest_step(workdir)
   with config.unlocked():
     config.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
-  trainer = Trainer(config, class_names=model_dir.read_class_names(workdir))
+  return Trainer(config, class_names=model_dir.read_class_names(workdir))
+
+
+def load_for_inference(workdir: str, config: Any | None = None) -> tuple[Trainer, TrainState, int]:
+  """The trained state of ``workdir`` (newest checkpoint) on a data-parallel mesh over the local devices;
+  ``config`` replaces the workdir's own ``config.json`` (e.g. with inference-time paths)."""
+  step = checkpoint.require_latest_step(workdir)
+  trainer = _inference_trainer(workdir, config)
   return trainer, trainer.restore(workdir, step), step
 
 
