@@ -8,3 +8,21 @@ def test_spelling_hits_ignore_case_and_punctuation_but_not_spelling():
   assert spelling_hits("Kaludor's house", "Caludor", "Kaludor") == (False, True)
   assert spelling_hits("Caludors house", "Caludor", "Kaludor") == (False, False)
   assert spelling_hits("calludor said", "Caludor", "Kaludor") == (False, False)
+
+
+def test_paired_draws_hold_whole_twin_pairs_and_single_draws_need_not():
+  import numpy as np
+  import pytest
+  from audiojax.errors import UserError
+  from audiojax.eval.identical_audio import training_draw
+
+  rng = np.random.default_rng(0)
+  for _ in range(50):
+    drawn = training_draw(rng, 64, 16, paired=True)
+    assert drawn.shape == (16,) and len(set(drawn.tolist())) == 16
+    assert all(a % 2 == 0 and b == a + 1 for a, b in zip(drawn[::2], drawn[1::2]))  # items 2k, 2k + 1: twins
+  singles = [training_draw(rng, 64, 16, paired=False) for _ in range(50)]
+  assert all(len(set(d.tolist())) == 16 for d in singles)
+  assert any(set(d.tolist()) != set((d ^ 1).tolist()) for d in singles)  # d ^ 1: each item's twin
+  with pytest.raises(UserError, match="even --batch-size"):
+    training_draw(rng, 64, 15, paired=True)

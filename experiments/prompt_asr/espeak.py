@@ -10,13 +10,18 @@ Command:  python -m audiojax data build espeak_prompt/small
           python -m audiojax train --config experiments/prompt_asr/espeak.py --workdir workdirs/prompt_asr
           python -m audiojax train --config experiments/prompt_asr/espeak.py:steps=3600 --workdir workdirs/prompt_asr
           python -m audiojax train --config experiments/prompt_asr/espeak.py:steps=6600 --workdir workdirs/prompt_asr
+          python -m audiojax train --config experiments/prompt_asr/espeak.py:steps=8400 --workdir workdirs/prompt_asr \
+              --config.data.speed_factors="(0.9, 1.0, 1.1)"
+          python -m audiojax average --workdir workdirs/prompt_asr --last 3
           python -m audiojax eval --workdir workdirs/prompt_asr --config.eval.decoder=ctc
           python -m audiojax.text.lm_corpus --dataset espeak_prompt/small --split train --out workdirs/lm.txt
           python -m audiojax.eval.corpus_wer --checkpoint workdirs/prompt_asr --dataset espeak_prompt/small \
               --decoder ctc --style upper-no-punc --beam 16 --lm workdirs/lm.txt --lm-weight 0.6 \
               --lm-token-bonus 2 --lm-oov-penalty 6
-          python -m audiojax.eval.biasing --checkpoint workdirs/prompt_asr --style upper-no-punc --bonus 1.5 2 3
-          python -m audiojax.eval.identical_audio --init workdirs/prompt_asr --out workdirs/identical --decoder ctc
+          python -m audiojax.eval.biasing --checkpoint workdirs/prompt_asr --decoder ctc --style upper-no-punc \
+              --bonus 2 --beam 16 --lm workdirs/lm.txt --lm-weight 0.6 --lm-token-bonus 2 --lm-oov-penalty 6
+          python -m audiojax.eval.identical_audio --init workdirs/prompt_asr --out workdirs/identical --decoder ctc \
+              --lr 2e-3 --dropout 0 --no-spec-augment --paired
 Hardware: a 2-core CPU.
 Runtime:  the measured model ran 900 steps (63 min at 2.6 s/step, fixed 7.5 s padding), then was resumed to 3,600
           steps (a new cosine schedule from step 900) with length buckets: 1.9 s/step when the machine is otherwise
@@ -24,8 +29,35 @@ Runtime:  the measured model ran 900 steps (63 min at 2.6 s/step, fixed 7.5 s pa
           tiny corpus) takes 1–3 min, mostly compilation. On an H100 (JAX 0.11.2, one try) each ``train_step`` shape
           compiled in 30–42 s, once per length bucket (5), and a 320 s window logged no step past the first: budget
           several minutes of compilation there (the persistent compilation cache then serves reruns and resumes).
-          The 1.1.0 run was resumed from 3,600 to 6,600 steps in 55 min (1.25-1.5 s/step when idle).
-Expected: **step 6,600 on 1.1.0, with the character LM** (:mod:`audiojax.decode.char_lm`: interpolated Kneser-Ney
+          The 1.1.0 run was resumed from 3,600 to 6,600 steps in 55 min (1.25-1.5 s/step when idle), then to 8,400
+          with speed perturbation in 73 min on one core (2.4 s/step; ``taskset -c 1``) while the control ran on the
+          other.
+Expected: **step 8,400: 1,800 more steps with speed perturbation** (each training utterance played at 0.9, 1.0 or
+          1.1 times its speed, :mod:`audiojax.audio.speed`), the character LM as below. 400 test utterances:
+          - CTC greedy: 47.5 % upper-no-punc (step 6,600: 51.0 %); the trainer's eval gives 45.5 % mixed-punc (49.0 %).
+          - CTC + LM (beam 16, weight 0.6, token bonus 2, OOV penalty 6): **21.1 %** upper-no-punc (23.7 %), 23.5 %
+            mixed-punc (24.9 %). Retuning on 200 ``test_seen_voices`` utterances finds nothing better (15.1-16.4 %
+            over 6 settings; beam 32: 15.2 %), so the bar of ≤ 20 % without a list is still 1.1 points away.
+          - The control, the same 1,800 steps from step 6,600 without speed perturbation (run alongside): greedy
+            47.6 % upper-no-punc, 47.2 % mixed-punc; + LM 22.3 %. So most of the gain is the extra steps; speed
+            perturbation adds 1.2 points with the LM and 1.7 points greedy in mixed-punc, none greedy in
+            upper-no-punc.
+          - It narrows the voice gap a little. Greedy on 200 ``test_seen_voices`` utterances: 35.1 % with it, 34.0 %
+            for the control, 35.6 % at step 6,600. Held-out voices trail training voices by 12.4 points with it,
+            13.6 without, 15.4 at step 6,600.
+          - Style compliance ≥ 99.75 % in both styles (the control: ≥ 99.25 %). The two styles' greedy WERs differ
+            by 1.7 points (45.5 % mixed-punc vs 47.2 %), past the issue's 1 point; the control's by 0.4.
+          - With a biasing list (``eval.biasing --beam 16 --bonus 2`` and the LM): **14.4 % WER, name recall 79.7 %,
+            0.0 % false alarms** (the LM alone: 21.1 % / 14.0 %; a distractor-only list: 21.9 %, 0.3 % false
+            alarms). The prompt alone still adds nothing (greedy recall 10.7-11.5 % with or without it).
+          - Averaging checkpoints (``python -m audiojax average --last 3``): the mean of steps 6,000-6,600 gives
+            49.7 % greedy / 22.5 % with the LM (step 6,600 alone: 51.0 / 23.7 %); the mean of steps 7,800-8,400,
+            at the end of a decayed schedule, 47.1 / 21.4 % (47.5 / 21.1 %): no gain there.
+          - Real recorded speech (``corpus_wer --dataset asterisk_en --decoder ctc``: the Asterisk prompts, one
+            human speaker, 551 utterances): 112.6 % WER, greedy. The output is letter soup ("One moment, please."
+            → "LOINDVOROVIN PORINGE"): a model that has heard only 15 espeak-ng voices does not transfer to a
+            human voice, and the espeak LM would not fix that.
+          **Step 6,600 on 1.1.0, with the character LM** (:mod:`audiojax.decode.char_lm`: interpolated Kneser-Ney
           order 6 on the 5,000 training transcripts in both styles; per-character perplexity 4.21 on the test
           transcripts, 1.81 on its own). 400 test utterances (held-out voices, sentences and names):
           - CTC greedy: 51.0 % (upper-no-punc) / 48.9 % (mixed-punc). The trainer's eval gives 49.0 %.
