@@ -73,3 +73,10 @@ def test_training_batches_play_each_row_at_a_drawn_speed_within_the_longest_buck
     for b in range(0, 8, 2):
       np.testing.assert_array_equal(batch["wave"][b], batch["wave"][b + 1])
     assert len({int(n) for n in batch["wave_lengths"]}) > 1
+
+
+def test_non_positive_factors_are_an_error_naming_the_key():
+  assert speed.checked_factors([0.9, 1, 1.1], "config.data.speed_factors") == (0.9, 1.0, 1.1)
+  assert speed.checked_factors((), "config.data.speed_factors") == ()
+  with pytest.raises(UserError, match=r"config.data.speed_factors=\(0.9, 0.0\) must all be positive"):
+    speed.checked_factors((0.9, 0.0), "config.data.speed_factors")

@@ -15,6 +15,14 @@ import soxr
 from audiojax.errors import UserError
 
 
+def checked_factors(values: Sequence[float], key: str) -> tuple[float, ...]:
+  """``values`` as a tuple of floats; an error naming ``key`` unless all are positive."""
+  factors = tuple(float(f) for f in values or ())
+  if any(f <= 0 for f in factors):
+    raise UserError(f"{key}={factors} must all be positive, e.g. (0.9, 1.0, 1.1)")
+  return factors
+
+
 def perturbed_length(length: int, factor: float) -> int:
   """Samples of a ``length``-sample recording played ``factor`` times faster (soxr rounds to nearest)."""
   return int(round(length / factor))

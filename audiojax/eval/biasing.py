@@ -13,8 +13,9 @@ Measured per setting: normalised WER, **recall** (the reference's rare words spe
 case and a possessive 's ignored) and the **false-alarm rate**: the share of utterances whose hypothesis contains a
 word of the offered list (or, for settings without a list, of the distractor list that utterance would have been
 offered) that is not in its reference. Distractors are drawn per utterance from the split's rare words other than
-its own, with a fixed seed, so every setting sees the same lists. On ``espeak_prompt`` a test name's spelling is one of 2–4 homophones, so the
-audio alone cannot decide it: recall without a prompt measures the guess, with a list the use of the list.
+its own, with a fixed seed, so every setting sees the same lists. On ``espeak_prompt`` a test name's spelling is one
+of 2–4 homophones, so the audio alone cannot decide it: recall without a prompt measures the guess, with a list the
+use of the list.
 
 Run: ``python -m audiojax.eval.biasing --checkpoint WORKDIR [--split test] [--limit N] [--bonus 2 [3 ...]]
 [--beam 4] [--json OUT]`` (several bonuses: the hotword settings are rerun with each, named ``..., bonus B``;

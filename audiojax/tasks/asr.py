@@ -521,7 +521,7 @@ class AsrTask:
                             self.distractors if p.content == "mix" else (), self.max_samples, bert_dir=self.bert_dir,
                             bucket_samples=buckets, respell_prob=float(p.respell_prob),
                             twin_share=float(p.twin_share),
-                            speed_factors=tuple(float(f) for f in data.speed_factors))
+                            speed_factors=speed.checked_factors(data.speed_factors, "config.data.speed_factors"))
     source = pipeline.host_shard(self._source(data.train_split), data.name)
     decode = DecodeSpeech(self.max_samples, self.sample_rate, data.name)
     if buckets:

@@ -316,9 +316,7 @@ def average_best_checkpoints(trainer: Trainer, workdir: str, n: int) -> dict[str
   averaged = average_checkpoints(trainer, workdir, best)
   result = {f"{key.replace('eval/', 'eval/averaged_')}": trainer.evaluate(averaged)[key],
             "averaged_steps": sorted(best)}
-  if jax.process_index() == 0:
-    trainer.task.export(os.path.join(workdir, "averaged"),
-                        jax.device_get({"params": averaged.params, **averaged.model_state}))
+  _export(trainer, averaged, os.path.join(workdir, "averaged"))
   return result
 
 
@@ -332,10 +330,14 @@ def export_average_of_last(workdir: str, n: int, out: str) -> list[int]:
                     f"--last between 1 and {len(kept)}")
   steps = kept[-n:]
   trainer = _inference_trainer(workdir)
-  averaged = average_checkpoints(trainer, workdir, steps)
-  if jax.process_index() == 0:
-    trainer.task.export(out, jax.device_get({"params": averaged.params, **averaged.model_state}))
+  _export(trainer, average_checkpoints(trainer, workdir, steps), out)
   return steps
+
+
+def _export(trainer: Trainer, state: TrainState, path: str) -> None:
+  """Writes ``state``'s variables as the task's model directory ``path`` (on the first process)."""
+  if jax.process_index() == 0:
+    trainer.task.export(path, jax.device_get({"params": state.params, **state.model_state}))
 
 
 def _inference_trainer(workdir: str, config: Any | None = None) -> Trainer:
