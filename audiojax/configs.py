@@ -81,6 +81,7 @@ def tagging_base() -> ml_collections.ConfigDict:
   c.optim.eps = 1e-8
   c.optim.weight_decay = 0.0
   c.optim.clip_norm = 1.0
+  c.optim.trainable = ""  # regex over param paths ("layer0/cross_attn/query/kernel"): only matches train; "": all
 
   c.eval = ml_collections.ConfigDict()
   c.eval.every_steps = 0  # 0: only at the end

@@ -154,6 +154,8 @@ def main() -> None:
   p.add_argument("--no-spec-augment", action="store_true", help="fine-tune without SpecAugment")
   p.add_argument("--paired", action="store_true",
                  help="each batch holds both spellings of batch-size/2 recordings (default: items drawn singly)")
+  p.add_argument("--trainable", default="",
+                 help="regex over param paths: fine-tune only those (e.g. 'cross_attn|prompt_encoder'); default all")
   add_decoder_arg(p)
   args = p.parse_args()
   config = configs.with_current_defaults(config_lib.restore(os.path.join(args.init, "config.json")))
@@ -165,6 +167,7 @@ def main() -> None:
   config.eval.decoder = args.decoder
   config.optim.lr = args.lr
   config.optim.warmup_steps = min(20, args.steps)
+  config.optim.trainable = args.trainable
   config.loss.warmup_steps = 1  # the pruned loss is already warm in the initial model
   overrides = {"memory_dropout": 0.0}
   if args.dropout is not None:

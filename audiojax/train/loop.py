@@ -295,10 +295,13 @@ def train(config: Any, workdir: str, *, until_step: int | None = None) -> dict[s
 def average_checkpoints(trainer: Trainer, workdir: str, steps: Sequence[int]) -> TrainState:
   """The state of ``steps[0]`` with the parameters and model state replaced by their mean over the checkpoints of
   ``steps`` (icefall's ``--avg``)."""
-  states = [trainer.restore(workdir, step) for step in steps]
-  mean = lambda *xs: sum(xs) / len(xs)
-  return states[0].replace(params=jax.tree.map(mean, *[s.params for s in states]),
-                           model_state=jax.tree.map(mean, *[s.model_state for s in states]))
+  first = trainer.restore(workdir, steps[0])
+  total = (first.params, first.model_state)
+  for step in steps[1:]:  # a running sum: two states in memory, however many are averaged
+    state = trainer.restore(workdir, step)
+    total = jax.tree.map(jnp.add, total, (state.params, state.model_state))
+  params, model_state = jax.tree.map(lambda x: x / len(steps), total)
+  return first.replace(params=params, model_state=model_state)
 
 
 def average_best_checkpoints(trainer: Trainer, workdir: str, n: int) -> dict[str, Any]:

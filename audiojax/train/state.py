@@ -3,10 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import re
+
 import flax
 import jax
 import jax.numpy as jnp
 import optax
+
+from audiojax.errors import UserError
 
 
 @flax.struct.dataclass
@@ -32,13 +36,44 @@ def _decay_mask(params: Any) -> Any:
   return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
+def param_path(path: tuple) -> str:
+  """``"layer0/cross_attn/query/kernel"`` for a pytree key path into the params."""
+  return jax.tree_util.keystr(path, simple=True, separator="/")
+
+
+def trainable_labels(pattern: str):
+  """A labelling function for :func:`optax.multi_transform`: ``"train"`` for the params whose path
+  (:func:`param_path`) matches the regex ``pattern`` anywhere, ``"frozen"`` for the rest; one matching nothing is an
+  error naming ``config.optim.trainable``."""
+  regex = re.compile(pattern)
+
+  def labels(params: Any) -> Any:
+    # a logically partitioned param (a box around the array) gets one label, so masking replaces the whole box
+    boxed = lambda x: isinstance(x, flax.core.meta.AxisMetadata)
+    tree = jax.tree_util.tree_map_with_path(lambda path, _: "train" if regex.search(param_path(path)) else "frozen",
+                                            params, is_leaf=boxed)
+    if "train" not in jax.tree.leaves(tree):
+      some = ", ".join(param_path(p) for p, _ in jax.tree_util.tree_flatten_with_path(params, is_leaf=boxed)[0][:3])
+      raise UserError(f"config.optim.trainable={pattern!r} matches no parameter (paths look like {some}); "
+                      f"fix the regex or set it to '' to train everything")
+    return tree
+
+  return labels
+
+
 def make_optimizer(optim: Any, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
-  """AdamW with warmup + cosine and optional global-norm clipping (``optim.clip_norm`` > 0)."""
+  """AdamW with warmup + cosine and optional global-norm clipping (``optim.clip_norm`` > 0). With
+  ``optim.trainable`` (a regex over param paths, big_vision's frozen-params pattern) only the matching params are
+  updated, clipped and decayed; the others never move and hold no optimizer moments."""
   schedule = learning_rate_schedule(optim, total_steps)
   adamw = optax.adamw(schedule, b1=float(optim.b1), b2=float(optim.b2), eps=float(optim.eps),
                       weight_decay=float(optim.weight_decay), mask=_decay_mask)
   clip = [optax.clip_by_global_norm(float(optim.clip_norm))] if float(optim.clip_norm) > 0 else []
-  return optax.chain(*clip, adamw), schedule
+  tx = optax.chain(*clip, adamw)
+  pattern = str(optim.get("trainable", "") or "")
+  if pattern:
+    tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, trainable_labels(pattern))
+  return tx, schedule
 
 
 def create(params: Any, model_state: Any, tx: optax.GradientTransformation) -> TrainState:
