@@ -1,5 +1,5 @@
 """Scoring of the identical-audio test (audiojax.eval.identical_audio)."""
-from audiojax.eval.identical_audio import spelling_hits
+from audiojax.eval.identical_audio import shares_by_kind, spelling_hits, spelling_kind
 
 
 def test_spelling_hits_ignore_case_and_punctuation_but_not_spelling():
@@ -26,3 +26,11 @@ def test_paired_draws_hold_whole_twin_pairs_and_single_draws_need_not():
   assert any(set(d.tolist()) != set((d ^ 1).tolist()) for d in singles)  # d ^ 1: each item's twin
   with pytest.raises(UserError, match="even --batch-size"):
     training_draw(rng, 64, 15, paired=True)
+
+
+def test_spelling_kinds_and_their_shares():
+  assert spelling_kind("Kaludor", "Caludor") == spelling_kind("Selyfi", "Selifi") == "same_length"
+  assert spelling_kind("Lanzar", "Lanzarr") == spelling_kind("Nevalix", "Nevalicks") == "length_differs"
+  shares = shares_by_kind(["same_length", "length_differs", "same_length", "length_differs"], [True, True, False, True])
+  assert shares == {"length_differs": {"items": 2, "prompt_matched": 1.0},
+                    "same_length": {"items": 2, "prompt_matched": 0.5}}

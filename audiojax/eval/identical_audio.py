@@ -88,10 +88,17 @@ def make_items(source, count: int, max_samples: int) -> list[dict]:
     for spelling in (name, others[0]):
       items.append({"wave": wave, "wave_length": np.int32(len(ex["audio"])), "spelling": spelling,
                     "other": others[0] if spelling == name else name, "text": text.replace(name, spelling),
-                    "pre_text": pre_text.replace(name, spelling)})
+                    "pre_text": pre_text.replace(name, spelling), "kind": spelling_kind(name, others[0])})
     if len(items) >= 2 * count:
       break
   return items
+
+
+def spelling_kind(a: str, b: str) -> str:
+  """``"same_length"`` when two spellings have as many letters (``Kaludor``/``Caludor``, ``Selyfi``/``Selifi``: the
+  rest of the prompt keeps its byte positions, so only the differing letters tell the twins apart), else
+  ``"length_differs"`` (``Lanzar``/``Lanzarr``: every later byte of the prompt moves)."""
+  return "same_length" if len(a) == len(b) else "length_differs"
 
 
 def batch_of(task: asr.AsrTask, rows: list[dict]) -> dict[str, np.ndarray]:
@@ -115,18 +122,25 @@ def evaluate(trainer: loop.Trainer, state, items: list[dict], batch_size: int, s
   """Prompt-matched and other-spelling shares over ``items``, and the first ``shown`` items' hypotheses next to their
   references."""
   task, predict = trainer.task, trainer.predict_fn(state)
-  matched = other = 0
-  hyps = []
+  hyps, hits, other_hits = [], [], []
   for indices, real in pipeline.fixed_size_batches(len(items), batch_size):
     rows = [items[i] for i in indices]
     out = predict({**batch_of(task, rows), "valid": np.arange(batch_size) < real})
     for b, row in enumerate(rows[:real]):
       hyps.append(task.tokenizer.decode(out["tokens"][b][out["emitted"][b]].tolist()))
       hit, other_hit = spelling_hits(hyps[-1], row["spelling"], row["other"])
-      matched += hit
-      other += other_hit
-  return {"prompt_matched": matched / len(items), "other_spelling": other / len(items),
+      hits.append(hit)
+      other_hits.append(other_hit)
+  return {"prompt_matched": float(np.mean(hits)), "other_spelling": float(np.mean(other_hits)),
+          "prompt_matched_by_kind": shares_by_kind([item["kind"] for item in items], hits),
           "examples": [{"reference": item["text"], "hypothesis": hyp} for item, hyp in zip(items[:shown], hyps)]}
+
+
+def shares_by_kind(kinds: list[str], hits: list[bool]) -> dict[str, dict[str, float]]:
+  """``{kind: {"items": n, "prompt_matched": share}}`` over the items of each :func:`spelling_kind`."""
+  return {kind: {"items": kinds.count(kind), "prompt_matched": float(np.mean([h for k, h in zip(kinds, hits)
+                                                                               if k == kind]))}
+          for kind in sorted(set(kinds))}
 
 
 def training_draw(rng: np.random.Generator, count: int, batch_size: int, paired: bool) -> np.ndarray:
