@@ -23,7 +23,7 @@ from audiojax import config as config_lib
 from audiojax import configs, model_dir, parallel, tasks
 from audiojax.errors import UserError
 from audiojax.train import checkpoint, metrics as metrics_lib
-from audiojax.train.state import TrainState, create, make_optimizer
+from audiojax.train.state import TrainState, create, make_optimizer, param_path
 
 log = logging.getLogger("audiojax")
 
@@ -147,12 +147,11 @@ def merge_pretrained(fresh: dict, pretrained: dict, source: str, reinit: tuple[s
   """Pretrained values for every variable of ``fresh`` (same structure), except paths under ``reinit`` and head
   paths whose shape changed (a new label set): those keep their fresh initialisation. Returns (variables, kept
   fresh paths). Any other missing or mismatched variable is a UserError: the checkpoint is another model."""
-  flat_pre = {jax.tree_util.keystr(k, simple=True, separator="/"): v
-              for k, v in jax.tree_util.tree_flatten_with_path(pretrained)[0]}
+  flat_pre = {param_path(k): v for k, v in jax.tree_util.tree_flatten_with_path(pretrained)[0]}
   kept: list[str] = []
 
   def pick(path, value):
-    name = jax.tree_util.keystr(path, simple=True, separator="/")
+    name = param_path(path)
     if name.startswith(reinit) if reinit else False:
       kept.append(name)
       return value

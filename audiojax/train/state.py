@@ -1,9 +1,8 @@
 """Train state and optimizer built from config."""
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 import flax
 import jax
