@@ -124,8 +124,10 @@ def asr_base() -> ml_collections.ConfigDict:
   c.prompts.twin_share = 0.0  # share of batch rows in twin pairs: one recording, two spellings (not in the recipe)
   c.loss = ml_collections.ConfigDict({
       "rnnt_weight": 1.0, "ctc_weight": 0.3,
-      # k2's pruned RNN-T (the recipe's): the joiner sees prune_range cells per frame; 0 = the full loss
-      "prune_range": 5, "simple_scale": 0.5, "lm_only_scale": 0.25, "warmup_steps": 2000,
+      # k2's pruned RNN-T (the recipe's): the joiner sees prune_range cells per frame; 0 = the full loss.
+      # am_only_scale (k2's am_scale; the recipe's 0): the simple loss's share scored by the encoder-side projection
+      # alone, which makes that projection read the style prompt (see experiments/prompt_asr/espeak.py)
+      "prune_range": 5, "simple_scale": 0.5, "lm_only_scale": 0.25, "am_only_scale": 0.0, "warmup_steps": 2000,
       "frames_per_chunk": 16})  # full loss only: frames per joiner chunk
   c.eval.conditions = ["mixed-punc/canonical/pre_text", "upper-no-punc/canonical/pre_text",
                        "mixed-punc/example/pre_text", "upper-no-punc/example/pre_text",

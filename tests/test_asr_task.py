@@ -226,3 +226,33 @@ def test_corpus_wer_with_a_character_lm_from_the_training_transcripts(workdir, d
                               biasing.SETTINGS[4:6], log=lambda _: None)
   assert set(results) == {"greedy, no prompt", "beam, no prompt, LM", "beam + hotwords (list), no prompt, LM"}
   assert transcriber.lm is not None
+
+
+def test_am_only_scale_reaches_the_simple_loss(data_dir):
+  """``config.loss.am_only_scale`` is the simple loss's am-only smoothing: the task's ``simple_loss`` equals the
+  objective's on the same encoder and predictor outputs, and differs from the unsmoothed one."""
+  import jax
+  import jax.numpy as jnp
+  from audiojax.objectives.rnnt import rnnt_loss_simple
+  from audiojax.tasks.asr import predictor_contexts
+
+  config = config_lib.load("experiments/prompt_asr/espeak.py:smoke")
+  config.data.data_dir = data_dir
+  trainer = loop.Trainer(config)
+  task, state = trainer.task, trainer.init_state(0)
+  batch = jax.tree.map(jnp.asarray, next(iter(task.train_dataset(0))))
+  key = jax.random.key(1)
+  variables = {"params": state.params, **state.model_state}
+  out = task.model.apply(variables, *task._inputs(batch), train=True, rngs={"dropout": key})
+  pred = task.model.apply(variables, predictor_contexts(batch["labels"], task.model.context_size), method="predictor")
+  am, lm = task.model.apply(variables, out["encoder_out"], pred, method="simple_logits")
+  tokens = float(jnp.sum(batch["label_lengths"] + 1))
+  got = {}
+  for scale in (0.0, 0.75):
+    config.loss.am_only_scale = scale
+    _, (metrics, _) = task.loss(state.params, state.model_state, batch, key, step=jnp.asarray(10))
+    want = rnnt_loss_simple(lm, am, batch["labels"], out["enc_lengths"], batch["label_lengths"],
+                            lm_only_scale=float(config.loss.lm_only_scale), am_only_scale=scale)
+    got[scale] = float(metrics["simple_loss"])
+    np.testing.assert_allclose(got[scale], float(jnp.sum(want)) / tokens, rtol=1e-5)
+  assert abs(got[0.75] - got[0.0]) > 1e-4  # at init the am is near uniform, so the smoothing moves the loss little

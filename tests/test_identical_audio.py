@@ -34,3 +34,21 @@ def test_spelling_kinds_and_their_shares():
   shares = shares_by_kind(["same_length", "length_differs", "same_length", "length_differs"], [True, True, False, True])
   assert shares == {"length_differs": {"items": 2, "prompt_matched": 1.0},
                     "same_length": {"items": 2, "prompt_matched": 0.5}}
+
+
+def test_skip_draws_recordings_disjoint_from_the_first_ones():
+  import numpy as np
+  from audiojax.eval.identical_audio import make_items
+
+  def example(i, name, in_pre_text=True):
+    return {"text": f"{name} came home {i}.".encode(), "pre_text": (f"Ask {name}." if in_pre_text else "Ask.").encode(),
+            "rare_words": name.encode(), "audio": np.full(100 + i, i, np.int16)}
+  source = [example(0, "Lanzar"), example(1, "Selyfi", in_pre_text=False), example(2, "Selyfi"),
+            example(3, "Lanzar"), example(4, "Selyfi")]
+  first = make_items(source, 2, 1000)
+  second = make_items(source, 2, 1000, skip=2)
+  assert [int(i["wave_length"]) for i in first] == [100, 100, 102, 102]  # example 1: the name is not in pre_text
+  assert [int(i["wave_length"]) for i in second] == [103, 103, 104, 104]
+  assert [i["spelling"] for i in second] == ["Lanzar", "Lanzarr", "Selyfi", "Selifi"]
+  assert second[1]["text"] == "Lanzarr came home 3." and second[1]["pre_text"] == "Ask Lanzarr."
+  assert len(make_items(source, 2, 1000, skip=3)) == 2  # one usable recording left

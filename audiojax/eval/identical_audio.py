@@ -90,15 +90,19 @@ from audiojax.text import styles
 from audiojax.train import loop
 
 
-def make_items(source, count: int, max_samples: int) -> list[dict]:
-  """``2 * count`` items: each recording with its name spelled as recorded and respelled."""
-  items = []
+def make_items(source, count: int, max_samples: int, skip: int = 0) -> list[dict]:
+  """``2 * count`` items: each recording with its name spelled as recorded and respelled. The first ``skip``
+  usable recordings are passed over, so ``skip=count`` draws a disjoint set for a replication."""
+  items, skipped = [], 0
   for i in range(len(source)):
     ex = source[i]
     text, pre_text = ex["text"].decode(), ex["pre_text"].decode()
     name = ex["rare_words"].decode()
     others = [s for s in espeak_prompt.respellings(name) if s.lower() != name.lower()]
     if not others or name not in text or name not in pre_text or len(ex["audio"]) > max_samples:
+      continue
+    if skipped < skip:
+      skipped += 1
       continue
     wave = pipeline.fit_length(ex["audio"].astype(np.float32) / 32768.0, max_samples)
     for spelling in (name, others[0]):
@@ -176,6 +180,8 @@ def main() -> None:
   p.add_argument("--out", required=True, help="directory for results.json")
   p.add_argument("--split", default="test")
   p.add_argument("--recordings", type=int, default=32)
+  p.add_argument("--skip", type=int, default=0,
+                 help="pass over the first SKIP usable recordings (--skip 32: 32 other recordings, for a replication)")
   p.add_argument("--steps", type=int, default=300)
   p.add_argument("--eval-every", type=int, default=50)
   p.add_argument("--batch-size", type=int, default=16)
@@ -208,7 +214,10 @@ def main() -> None:
   trainer = loop.Trainer(config)
   task = trainer.task
   source = tfds.data_source(config.data.name, split=args.split, data_dir=config.data.data_dir)
-  items = make_items(source, args.recordings, task.max_samples)
+  items = make_items(source, args.recordings, task.max_samples, args.skip)
+  if len(items) < 2 * args.recordings:
+    raise UserError(f"split '{args.split}' has {len(items) // 2} usable recordings after --skip {args.skip}, fewer "
+                    f"than --recordings {args.recordings}; lower one of them")
   state, step = trainer.init_state(0), trainer.compiled_train_step()
   rng = np.random.default_rng(0)
   history = [{"step": 0, **evaluate(trainer, state, items, args.batch_size)}]

@@ -436,7 +436,8 @@ class AsrTask:
     if int(cfg.prune_range) > 0:
       am, lm = self.model.apply(variables, enc, pred, method="simple_logits")
       simple, pruned = rnnt_loss_pruned(enc, pred, am, lm, labels, enc_lengths, label_lengths, joiner,
-                                        prune_range=int(cfg.prune_range), lm_only_scale=float(cfg.lm_only_scale))
+                                        prune_range=int(cfg.prune_range), lm_only_scale=float(cfg.lm_only_scale),
+                                        am_only_scale=float(cfg.am_only_scale))
       warm = jnp.clip((0 if step is None else step) / max(int(cfg.warmup_steps), 1), 0.0, 1.0)
       simple_scale = 1.0 - warm * (1.0 - float(cfg.simple_scale))
       pruned_scale = 0.1 + 0.9 * warm
