@@ -4,11 +4,11 @@ Data: LibriHeavy medium (5,042 h; texts[0] and pre_texts[0] with casing and punc
 download (`libriheavy_cuts_medium.jsonl.gz` + LibriLight flac): `--config.data.manual_dir=/data/libriheavy`.
 Model: PromptASR ``base`` (16 Conformer layers of width 512, every layer cross-attending to a 6-layer byte-level prompt
 encoder; the recipe uses a 66 M Zipformer2 with a frozen BERT-base), pruned RNN-T (prune range 5, simple loss
-1 → 0.5, lm_only_scale 0.25, warm-up 2,000 steps) + 0.1 CTC over 500 BPE pieces with byte fallback trained on cased,
-punctuated text. Style mix 0.7 mixed-punc / 0.3 upper-no-punc as the recipe; ``content=mix`` also trains biasing lists
-(the recipe's context-list model). ``bert_dir=DIR`` swaps the byte encoder for the recipe's frozen BERT
-(``bert-base-cased`` converted with ``python -m audiojax convert bert --hf-dir ... --out DIR``; prompts of up to 500
-WordPiece tokens, as the recipe's ``max_length``).
+1 → 0.5, lm_only_scale 0.25, the recipe's am_only_scale 0, warm-up 2,000 steps) + 0.1 CTC over 500 BPE pieces
+with byte fallback trained on cased, punctuated text. Style mix 0.7 mixed-punc / 0.3 upper-no-punc as the recipe;
+``content=mix`` also trains biasing lists (the recipe's context-list model). ``bert_dir=DIR`` swaps the byte encoder
+for the recipe's frozen BERT (``bert-base-cased`` converted with ``python -m audiojax convert bert --hf-dir ...
+--out DIR``; prompts of up to 500 WordPiece tokens, as the recipe's ``max_length``).
 
 Command:  python -m audiojax data build libriheavy/medium --manual-dir /data/libriheavy
           python -m audiojax train --config experiments/prompt_asr/libriheavy.py --workdir gs://.../promptasr
@@ -17,6 +17,9 @@ Hardware: a TPU v5e-32 or 8 GPUs (batch 256 utterances ≈ 1,000 s of audio per 
 Runtime:  about 3 days on 8 × A100 (recipe scale); not run here.
 Expected: the recipe's normalised WER on LibriHeavy test-clean/test-other with matching-style preceding text as the
           content prompt: 2.60 / 5.50 (vs 3.13 / 6.78 without prompts: −17 % / −19 % relative). Not reproduced here.
+          On the espeak corpus the recipe's am_only_scale 0 left the transducer unable to write mixed case (the
+          encoder-side simple projection ignored the style; ``espeak.py``): if mixed-punc output reads like babble
+          while upper-no-punc is fine, train with ``--config.loss.am_only_scale=0.1``.
 """
 from audiojax import configs
 
