@@ -79,7 +79,8 @@ Expected: the issue's bar is ≥ 95 % prompt-matched within a few hundred steps;
           With the transducer (``--decoder transducer``; usable in mixed case since ``loss.am_only_scale=0.1``, see
           ``experiments/prompt_asr/espeak.py``), on that config's 3,000-step model, ``--paired --steps 800`` as above
           (25 min on one core): 17.2 / 18.8 % at step 0, 50.0 / 40.6 % at 100, 68.8 / 21.9 % at 300, 71.9 / 18.8 %
-          from 600 to 800 (different lengths 82 %, same length 35.7 %). Its joiner follows the prompt less than the CTC head does.
+          from 600 to 800 (different lengths 82 %, same length 35.7 %). Its joiner follows the prompt less than the
+          CTC head does.
 """
 from __future__ import annotations
 
