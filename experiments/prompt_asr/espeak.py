@@ -57,6 +57,10 @@ Expected: **The transducer in mixed case needs ``loss.am_only_scale`` (set to 0.
             --lm-oov-penalty 6``, picked for the transducer out of 6 settings on 200 ``test_seen_voices``
             utterances, 17.6 % there): **transducer 23.2 % mixed-punc / 21.6 % upper-no-punc** after 3,000 steps;
             CTC 23.4 / 23.3 % (``am_only_scale=0``: CTC 26.6 / 23.7 %). 20 s per 400 utterances.
+          - Resumed with ``:steps=5000`` (the cosine stretched to 5,000 steps; 22 min): greedy transducer 40.8 %
+            mixed-punc / 43.4 % upper-no-punc (100 % in style with canonical and example prompts; name recall
+            15.5 % with the preceding text, 15.5 % with none); **+ LM 22.0 % / 20.7 %**, still short of the
+            ≤ 20 % bar.
           The numbers below predate this change.
           **Step 8,400: 1,800 more steps with speed perturbation** (each training utterance played at 0.9, 1.0 or
           1.1 times its speed, :mod:`audiojax.audio.speed`), the character LM as below. 400 test utterances:
