@@ -24,8 +24,8 @@ Hardware: a 2-core CPU.
 Runtime:  the default run (8,000 steps in one cosine, speed perturbation from step 0): 2 h 0 min on 2 cores alone
           (0.77-0.96 s/step; first step after ≈ 5 min of compilation). Before, the measured model ran 900 steps (63
           min at 2.6 s/step, fixed 7.5 s padding), then was resumed to 3,600 steps (a new cosine schedule from step
-          900) with length buckets: 1.9 s/step when the machine is otherwise
-          idle, 2.7 s/step while another run shares it; 1 h 53 min for those 2,700 steps. ``:smoke`` (4 steps on the
+          900) with length buckets: 1.9 s/step when the machine is otherwise idle, 2.7 s/step while another run
+          shares it; 1 h 53 min for those 2,700 steps. ``:smoke`` (4 steps on the
           tiny corpus) takes 1–3 min, mostly compilation. On an H100 (JAX 0.11.2, one try) each ``train_step`` shape
           compiled in 30–42 s, once per length bucket (5), and a 320 s window logged no step past the first: budget
           several minutes of compilation there (the persistent compilation cache then serves reruns and resumes).
@@ -196,12 +196,12 @@ def get_config(arg: str = ""):
   c.data.bucket_seconds = (3.0, 3.75, 4.5, 6.0)
   c.data.max_tokens = 112  # the longest transcript (all splits, either style) is 108 pieces
   c.data.max_prompt_bytes = 256
+  c.data.speed_factors = (0.9, 1.0, 1.1)  # from step 0: WER + LM 15.9 % at step 8,000 (see Expected)
   # 320 pieces = 2 specials + 256 bytes + 62 letters, marks and merges: nearly characters. With 500 (≈ 240 merges
   # split between the mixed-case and upper-case spellings) the CTC loss was still 3.9 nats/token after 775 steps.
   c.tokenizer.vocab_size = 320
   c.prompts.content = a.content
   c.train.steps = a.steps
-  c.data.speed_factors = (0.9, 1.0, 1.1)  # from step 0: WER + LM 15.9 % at step 8,000 (see Expected)
   c.train.batch_size = 16
   c.train.log_every = 25
   c.optim.lr = 3e-3
