@@ -82,6 +82,8 @@ def tagging_base() -> ml_collections.ConfigDict:
   c.optim.weight_decay = 0.0
   c.optim.clip_norm = 1.0
   c.optim.trainable = ""  # regex over param paths ("layer0/cross_attn/query/kernel"): only matches train; "": all
+  c.optim.scaled_lr_params = ""  # regex over param paths: these follow the lr schedule times scaled_lr_factor
+  c.optim.scaled_lr_factor = 1.0
 
   c.eval = ml_collections.ConfigDict()
   c.eval.every_steps = 0  # 0: only at the end

@@ -1,4 +1,5 @@
 """Scoring of the identical-audio test (audiojax.eval.identical_audio)."""
+import numpy as np
 from audiojax.eval.identical_audio import shares_by_kind, spelling_hits, spelling_kind
 
 
@@ -11,7 +12,6 @@ def test_spelling_hits_ignore_case_and_punctuation_but_not_spelling():
 
 
 def test_paired_draws_hold_whole_twin_pairs_and_single_draws_need_not():
-  import numpy as np
   import pytest
   from audiojax.errors import UserError
   from audiojax.eval.identical_audio import training_draw
@@ -37,7 +37,6 @@ def test_spelling_kinds_and_their_shares():
 
 
 def test_skip_draws_recordings_disjoint_from_the_first_ones():
-  import numpy as np
   from audiojax.eval.identical_audio import make_items
 
   def example(i, name, in_pre_text=True):
@@ -50,5 +49,35 @@ def test_skip_draws_recordings_disjoint_from_the_first_ones():
   assert [int(i["wave_length"]) for i in first] == [100, 100, 102, 102]  # example 1: the name is not in pre_text
   assert [int(i["wave_length"]) for i in second] == [103, 103, 104, 104]
   assert [i["spelling"] for i in second] == ["Lanzar", "Lanzarr", "Selyfi", "Selifi"]
-  assert second[1]["text"] == "Lanzarr came home 3." and second[1]["pre_text"] == "Ask Lanzarr."
+  assert second[1]["text"] == "Lanzarr came home 3." and second[1]["content"] == "Ask Lanzarr."
   assert len(make_items(source, 2, 1000, skip=3)) == 2  # one usable recording left
+
+
+def test_biasing_lists_hold_the_spelling_among_distractors_and_twins_differ_only_there():
+  import pytest
+  from audiojax.errors import UserError
+  from audiojax.eval.identical_audio import with_biasing_lists
+
+  names = [("Kaludor", "Caludor"), ("Selyfi", "Selifi"), ("Lanzar", "Lanzarr"), ("Tesszar", "Teszar")]
+  items = [{"spelling": s, "content": "pre"} for pair in names for s in pair]
+  listed = with_biasing_lists(items, distractors=2, seed=1)
+  for k, (a, b) in enumerate(names):
+    first, second = listed[2 * k]["content"].split(), listed[2 * k + 1]["content"].split()
+    assert len(first) == 3 and a.lower() in first and b.lower() in second
+    assert [w for w in first if w != a.lower()] == [w for w in second if w != b.lower()]  # same distractors, order
+    assert not {a.lower(), b.lower()} & set(w for w in first if w != a.lower())  # never the name's own spellings
+  with pytest.raises(UserError, match="--distractors 4 needs as many other names"):
+    with_biasing_lists(items, distractors=4)
+
+
+def test_name_positions_find_the_spelling_in_the_kept_content_bytes():
+  from audiojax.eval.identical_audio import name_positions
+  from audiojax.text import prompts
+
+  rows = [{"spelling": "Kaludor"}, {"spelling": "Selifi"}, {"spelling": "Lanzar"}]
+  ids, lengths, style_lengths = prompts.encode_prompts(
+      [("Style.", "Ask Kaludor now."), ("S.", "lanzar selifi"), ("S.", "Lanzar " + "x" * 40 + " end")], 24)
+  found = name_positions(ids, lengths, style_lengths, rows)
+  assert bytes(ids[0][found[0]].astype(np.uint8)) == b"Kaludor"
+  assert bytes(ids[1][found[1]].astype(np.uint8)) == b"selifi"  # any case
+  assert not found[2].any()  # the content kept its end: the name was cut off

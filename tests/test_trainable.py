@@ -72,3 +72,25 @@ def test_a_logically_partitioned_param_is_labelled_whole_by_its_own_path():
   boxed = {"head": {"kernel": nn.LogicallyPartitioned(jnp.zeros((2, 3)), ("embed", "vocab")), "bias": jnp.zeros(3)}}
   labels = trainable_labels("kernel$")(boxed)
   assert labels == {"head": {"kernel": "train", "bias": "frozen"}}
+
+
+def test_scaled_lr_params_move_factor_times_as_far_and_the_rest_as_without_scaling():
+  """config.optim.scaled_lr_params: the first step with a non-zero lr (the warmup's first is 0, so Adam's moments,
+  which ignore the lr, see the same gradients in both runs) moves the matching params exactly ``scaled_lr_factor``
+  times as far as unscaled training does; the others move exactly as unscaled; both combine with ``trainable``."""
+  params = _params()
+  base, _ = _run(params, _optim(), steps=2)
+  got, _ = _run(params, _optim(scaled_lr_params="cross_attn", scaled_lr_factor=10.0), steps=2)
+  query = lambda tree: tree["layer0"]["cross_attn"]["query"]["kernel"]
+  delta = lambda tree: query(tree) - query(params)
+  assert np.abs(delta(base)).max() > 1e-4
+  np.testing.assert_allclose(delta(got), 10.0 * delta(base), rtol=1e-5, atol=1e-6)  # float32 sums near 1
+  np.testing.assert_array_equal(got["layer0"]["ff"]["kernel"], base["layer0"]["ff"]["kernel"])
+  np.testing.assert_array_equal(got["prompt_encoder"]["embed"]["embedding"],
+                                base["prompt_encoder"]["embed"]["embedding"])
+  both, _ = _run(params, _optim(trainable="cross_attn|prompt_encoder", scaled_lr_params="cross_attn",
+                                scaled_lr_factor=10.0), steps=2)
+  np.testing.assert_array_equal(both["layer0"]["ff"]["kernel"], params["layer0"]["ff"]["kernel"])
+  assert np.abs(both["prompt_encoder"]["embed"]["embedding"] - params["prompt_encoder"]["embed"]["embedding"]).max() > 0
+  with pytest.raises(UserError, match=r"config.optim.scaled_lr_params='decoder' matches no parameter"):
+    _run(params, _optim(scaled_lr_params="decoder"), steps=2)

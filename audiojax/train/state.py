@@ -40,35 +40,49 @@ def param_path(path: tuple) -> str:
   return jax.tree_util.keystr(path, simple=True, separator="/")
 
 
-def trainable_labels(pattern: str):
-  """A labelling function for :func:`optax.multi_transform`: ``"train"`` for the params whose path
-  (:func:`param_path`) matches the regex ``pattern`` anywhere, ``"frozen"`` for the rest; one matching nothing is an
-  error naming ``config.optim.trainable``."""
+def regex_labels(pattern: str, key: str, hit: str, miss: str):
+  """A labelling function for :func:`optax.multi_transform`: ``hit`` for the params whose path (:func:`param_path`)
+  matches the regex ``pattern`` anywhere, ``miss`` for the rest; one matching nothing is an error naming the config
+  ``key``."""
   regex = re.compile(pattern)
 
   def labels(params: Any) -> Any:
     # a logically partitioned param (a box around the array) gets one label, so masking replaces the whole box
     boxed = lambda x: isinstance(x, flax.core.meta.AxisMetadata)
-    tree = jax.tree_util.tree_map_with_path(lambda path, _: "train" if regex.search(param_path(path)) else "frozen",
+    tree = jax.tree_util.tree_map_with_path(lambda path, _: hit if regex.search(param_path(path)) else miss,
                                             params, is_leaf=boxed)
-    if "train" not in jax.tree.leaves(tree):
+    if hit not in jax.tree.leaves(tree):
       some = ", ".join(param_path(p) for p, _ in jax.tree_util.tree_flatten_with_path(params, is_leaf=boxed)[0][:3])
-      raise UserError(f"config.optim.trainable={pattern!r} matches no parameter (paths look like {some}); "
-                      f"fix the regex or set it to '' to train everything")
+      raise UserError(f"{key}={pattern!r} matches no parameter (paths look like {some}); fix the regex or set it "
+                      f"to ''")
     return tree
 
   return labels
 
 
+def trainable_labels(pattern: str):
+  """``"train"`` for the params matching ``config.optim.trainable``, ``"frozen"`` for the rest."""
+  return regex_labels(pattern, "config.optim.trainable", "train", "frozen")
+
+
 def make_optimizer(optim: Any, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
-  """AdamW with warmup + cosine and optional global-norm clipping (``optim.clip_norm`` > 0). With
-  ``optim.trainable`` (a regex over param paths, big_vision's frozen-params pattern) only the matching params are
-  updated, clipped and decayed; the others never move and hold no optimizer moments."""
+  """AdamW with warmup + cosine and optional global-norm clipping (``optim.clip_norm`` > 0).
+
+  ``optim.trainable`` (a regex over param paths, big_vision's frozen-params pattern): only the matching params are
+  updated, clipped and decayed; the others never move and hold no optimizer moments. ``optim.scaled_lr_params`` (a
+  regex): the matching params follow the schedule times ``optim.scaled_lr_factor`` (e.g. a new sub-network learning
+  faster than the pretrained rest); the clipping still sees one global norm over every trained param."""
   schedule = learning_rate_schedule(optim, total_steps)
-  adamw = optax.adamw(schedule, b1=float(optim.b1), b2=float(optim.b2), eps=float(optim.eps),
-                      weight_decay=float(optim.weight_decay), mask=_decay_mask)
+  adamw = lambda lr: optax.adamw(lr, b1=float(optim.b1), b2=float(optim.b2), eps=float(optim.eps),
+                                 weight_decay=float(optim.weight_decay), mask=_decay_mask)
+  scaled = str(optim.get("scaled_lr_params", "") or "")
+  factor = float(optim.get("scaled_lr_factor", 1.0))
+  update = adamw(schedule)
+  if scaled:
+    update = optax.multi_transform({"base": update, "scaled": adamw(lambda count: factor * schedule(count))},
+                                   regex_labels(scaled, "config.optim.scaled_lr_params", "scaled", "base"))
   clip = [optax.clip_by_global_norm(float(optim.clip_norm))] if float(optim.clip_norm) > 0 else []
-  tx = optax.chain(*clip, adamw)
+  tx = optax.chain(*clip, update)
   pattern = str(optim.get("trainable", "") or "")
   if pattern:
     tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, trainable_labels(pattern))

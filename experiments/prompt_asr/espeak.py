@@ -11,12 +11,12 @@ Command:  python -m audiojax data build espeak_prompt/small
           python -m audiojax eval --workdir workdirs/prompt_asr --config.eval.max_examples=0
           python -m audiojax.text.lm_corpus --dataset espeak_prompt/small --split train --out workdirs/lm.txt
           python -m audiojax.eval.corpus_wer --checkpoint workdirs/prompt_asr --dataset espeak_prompt/small \
-              --style upper-no-punc --beam 16 --lm workdirs/lm.txt --lm-weight 0.6 --lm-token-bonus 2 \
-              --lm-oov-penalty 6   # the transducer; --decoder ctc for the CTC head
+              --style upper-no-punc --beam 16 --lm workdirs/lm.txt --lm-weight 0.2 --lm-token-bonus 4 \
+              --lm-oov-penalty 6   # the transducer; the CTC head: --decoder ctc --lm-weight 0.6 --lm-token-bonus 2
           python -m audiojax.eval.biasing --checkpoint workdirs/prompt_asr --style upper-no-punc \
               --bonus 2 --beam 16 --lm workdirs/lm.txt --lm-weight 0.6 --lm-token-bonus 2 --lm-oov-penalty 6
           python -m audiojax.eval.identical_audio --init workdirs/prompt_asr --out workdirs/identical --decoder ctc \
-              --lr 2e-3 --dropout 0 --no-spec-augment --paired
+              --lr 2e-3 --dropout 0 --no-spec-augment --paired --steps 400 --eval-every 100 [--seed 1]
           Earlier runs below were staged (``:steps=3600``, ``:steps=6600``, then ``:steps=8400`` with
           ``--config.data.speed_factors``, each resuming the last with a new cosine) and averaged with
           ``python -m audiojax average --workdir workdirs/prompt_asr --last 3``.
@@ -34,20 +34,27 @@ Runtime:  the default run (8,000 steps in one cosine, speed perturbation from st
           other.
 Expected: **The default run (``:steps=8000``, ``data.speed_factors=(0.9, 1.0, 1.1)`` from step 0,
           ``am_only_scale=0.1``) meets the ≤ 20 % bar without a list.** 400 test utterances (held-out voices,
-          sentences and names), the transducer with the character LM (``corpus_wer --beam 16 --lm-weight 0.6
-          --lm-token-bonus 2 --lm-oov-penalty 6``, as below): **15.9 % upper-no-punc, 17.9 % mixed-punc**.
-          - CTC head + LM: 16.4 % upper-no-punc / 17.1 % mixed-punc (the two styles 0.7 points apart; the
-            transducer's 2.0). 27-43 s per 400 utterances.
+          sentences and names), the transducer with the character LM (``corpus_wer --beam 16 --lm-weight 0.2
+          --lm-token-bonus 4 --lm-oov-penalty 6``): **14.7 % upper-no-punc, 15.4 % mixed-punc**, the two styles
+          0.65 points apart. That setting is the best mean of both styles over 17 (weight 0.2-0.8, bonus 1-5) on
+          200 ``test_seen_voices`` utterances (11.5 / 11.9 % there; 2 min per setting on a shared core). Stop 18's
+          setting (weight 0.6, bonus 2, used for the figures below): 15.9 / 17.9 %, 2.0 points apart.
+          - CTC head + LM: 16.4 % upper-no-punc / 17.1 % mixed-punc (0.7 points apart) at weight 0.6, bonus 2;
+            18.4 / 18.9 % at the transducer's weight 0.2, bonus 4. 27-43 s per 400 utterances.
           - Greedy transducer (``eval --config.eval.max_examples=0``): 27.2 % mixed-punc / 30.6 % upper-no-punc,
             100 % in style with canonical and example style prompts (step 5,000 of the staged run without speed
             perturbation: 40.8 / 43.4 %). Name recall 22.0 % with the preceding text, 22.25 % with the list, 22.25 %
             with no prompt: the prompt still adds nothing.
-          - Hotwords (``eval.biasing --style upper-no-punc --bonus 2 --beam 16`` and the LM; the utterance's names
-            plus 10 distractors): **10.1 % WER, name recall 83.5 %, 0.0 % false alarms** (the LM alone: 15.9 % /
-            22.0 %; a distractor-only list: 16.4 %, 0.7 % false alarms). 4 min for the 9 settings on one core.
-          - Identical-audio (``identical_audio ... --paired --steps 800 --eval-every 100``, CTC, one core, 27 min):
-            85.9 % prompt-matched at step 200, 93.8 % at 700, 90.6 % at 800; different lengths 100 % from step 500,
-            same length 57.1 %. The ≥ 95 % bar is still not met.
+          - Hotwords (``eval.biasing --style upper-no-punc --bonus 2 --beam 16`` and the LM at weight 0.2, bonus 4;
+            the utterance's names plus 10 distractors): **8.2 % WER, name recall 82.0 %, 0.0 % false alarms** (the
+            LM alone: 14.7 % / 21.8 %; a distractor-only list: 14.8 %, 0.5 % false alarms; the list also as the
+            prompt: 8.1 % / 82.0 %). At weight 0.6, bonus 2: 10.1 % / 83.5 % / 0.0 % (distractors only: 16.4 %,
+            0.7 %). 4 min for the 9 settings on one core.
+          - Identical-audio (``identical_audio ... --paired --steps 400 --eval-every 100``, CTC, one core, 15 min):
+            **96.9 %** prompt-matched at step 400 with ``--seed 0``, 93.8 % with seeds 1 and 2 (different lengths
+            100 %, same length 71-86 %); ``--steps 800``: 90.6 % at 800. The ≥ 95 % bar is met by 1 of 3 batch
+            orders. Before fine-tuning the cross-attention puts no more weight on the name than on any other byte
+            (``name_attention`` in ``results.json``; see ``audiojax/eval/identical_audio.py``).
           - Real recorded speech (``corpus_wer --dataset asterisk_en``, greedy): 104.9 % transducer, 108.3 % CTC
             ("One moment, please." → "Ronevomyr crie."): 15 espeak-ng voices played at 3 speeds do not reach a
             human voice.

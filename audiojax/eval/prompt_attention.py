@@ -1,0 +1,48 @@
+"""Where PromptASR's speech frames look in the prompt: the cross-attention weights of every crossing layer, and the
+share of them that falls on chosen prompt positions (a name's bytes). A content path that reads a name puts more
+than the name's share of the prompt on it, at least at some frames; one that does not spreads evenly.
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from audiojax.models import prompt_asr
+
+
+def cross_attention_weights(model: prompt_asr.PromptASR, variables: dict, wave: jax.Array, wave_lengths: jax.Array,
+                            ids: jax.Array, lengths: jax.Array, style_lengths: jax.Array
+                            ) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+  """``({layer: weights (B, H, T, M)}, enc_lengths (B,), {layer: cross-attention output (B, T, D)})`` for a batch
+  of ``wave (B, L)`` and prompt ``ids (B, M)``; weights on padded prompt positions are 0. The weights are recomputed
+  from the layer's parameters and its captured query input, so a test can rebuild the captured output from them."""
+  variables = nn.meta.unbox(variables)
+  memory = model.apply(variables, ids, lengths, style_lengths, method="encode_prompt")
+  capture = lambda module, _: module.name in ("norm_cross_attn", "cross_attn")
+  (_, enc_lengths), captured = model.apply(variables, wave, wave_lengths, memory, lengths, method="encode_speech",
+                                           capture_intermediates=capture, mutable=["intermediates"])
+  weights, outputs = {}, {}
+  for layer, sub in captured["intermediates"].items():
+    if "cross_attn" not in sub:
+      continue
+    p = variables["params"][layer]["cross_attn"]
+    q = jnp.einsum("btd,dhe->bthe", sub["norm_cross_attn"]["__call__"][0], p["q_kernel"]) + p["q_bias"]
+    k = jnp.einsum("bmd,dhe->bmhe", memory, p["k_kernel"])
+    logits = jnp.einsum("bthe,bmhe->bhtm", q, k) * q.shape[-1] ** -0.5
+    valid = (jnp.arange(ids.shape[1])[None, :] < lengths[:, None])[:, None, None, :]
+    w = jnp.where(valid, jax.nn.softmax(jnp.where(valid, logits, -jnp.inf), axis=-1), 0.0)
+    weights[layer] = np.asarray(jnp.nan_to_num(w))  # an all-padded prompt: no weights at all
+    outputs[layer] = np.asarray(sub["cross_attn"]["__call__"][0])
+  return weights, np.asarray(enc_lengths), outputs
+
+
+def mass_on(weights: np.ndarray, positions: np.ndarray, enc_lengths: np.ndarray) -> dict[str, np.ndarray]:
+  """The weight ``(B, H, T, M)`` that falls on ``positions (B, M)`` (bool), over each item's valid frames:
+  ``{"mean": (H,), "max": (H,)}``, the per-frame share averaged (or maximised) over frames, then averaged over
+  items."""
+  on = (weights * positions[:, None, None, :]).sum(-1)  # (B, H, T)
+  frames = (np.arange(weights.shape[2])[None, :] < enc_lengths[:, None])[:, None, :]
+  mean = (on * frames).sum(-1) / np.maximum(frames.sum(-1), 1)
+  return {"mean": mean.mean(0), "max": np.where(frames, on, 0.0).max(-1).mean(0)}
