@@ -163,7 +163,7 @@ def with_biasing_lists(items: list[dict], distractors: int, seed: int = 0) -> li
   rng = np.random.default_rng(seed)
   names = [items[k]["spelling"] for k in range(0, len(items), 2)]
   out = []
-  for k, name in enumerate(names):
+  for k in range(len(names)):
     pool = sorted({n.lower() for n in names} - {items[2 * k]["spelling"].lower(), items[2 * k + 1]["spelling"].lower()})
     if len(pool) < distractors:
       raise UserError(f"--distractors {distractors} needs as many other names; the items hold {len(pool)}: lower it")

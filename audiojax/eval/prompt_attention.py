@@ -32,8 +32,8 @@ def cross_attention_weights(model: prompt_asr.PromptASR, variables: dict, wave: 
     k = jnp.einsum("bmd,dhe->bmhe", memory, p["k_kernel"])
     logits = jnp.einsum("bthe,bmhe->bhtm", q, k) * q.shape[-1] ** -0.5
     valid = (jnp.arange(ids.shape[1])[None, :] < lengths[:, None])[:, None, None, :]
-    w = jnp.where(valid, jax.nn.softmax(jnp.where(valid, logits, -jnp.inf), axis=-1), 0.0)
-    weights[layer] = np.asarray(jnp.nan_to_num(w))  # an all-padded prompt: no weights at all
+    # the outer where also zeroes the NaN rows an all-padded prompt's softmax gives
+    weights[layer] = np.asarray(jnp.where(valid, jax.nn.softmax(jnp.where(valid, logits, -jnp.inf), axis=-1), 0.0))
     outputs[layer] = np.asarray(sub["cross_attn"]["__call__"][0])
   return weights, np.asarray(enc_lengths), outputs
 

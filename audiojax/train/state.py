@@ -40,10 +40,10 @@ def param_path(path: tuple) -> str:
   return jax.tree_util.keystr(path, simple=True, separator="/")
 
 
-def regex_labels(pattern: str, key: str, hit: str, miss: str):
+def regex_labels(pattern: str, key: str, hit: str, miss: str, empty_means: str):
   """A labelling function for :func:`optax.multi_transform`: ``hit`` for the params whose path (:func:`param_path`)
   matches the regex ``pattern`` anywhere, ``miss`` for the rest; one matching nothing is an error naming the config
-  ``key``."""
+  ``key`` and what setting it to '' does (``empty_means``)."""
   regex = re.compile(pattern)
 
   def labels(params: Any) -> Any:
@@ -54,7 +54,7 @@ def regex_labels(pattern: str, key: str, hit: str, miss: str):
     if hit not in jax.tree.leaves(tree):
       some = ", ".join(param_path(p) for p, _ in jax.tree_util.tree_flatten_with_path(params, is_leaf=boxed)[0][:3])
       raise UserError(f"{key}={pattern!r} matches no parameter (paths look like {some}); fix the regex or set it "
-                      f"to ''")
+                      f"to '' to {empty_means}")
     return tree
 
   return labels
@@ -62,7 +62,7 @@ def regex_labels(pattern: str, key: str, hit: str, miss: str):
 
 def trainable_labels(pattern: str):
   """``"train"`` for the params matching ``config.optim.trainable``, ``"frozen"`` for the rest."""
-  return regex_labels(pattern, "config.optim.trainable", "train", "frozen")
+  return regex_labels(pattern, "config.optim.trainable", "train", "frozen", "train everything")
 
 
 def make_optimizer(optim: Any, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
@@ -80,7 +80,8 @@ def make_optimizer(optim: Any, total_steps: int) -> tuple[optax.GradientTransfor
   update = adamw(schedule)
   if scaled:
     update = optax.multi_transform({"base": update, "scaled": adamw(lambda count: factor * schedule(count))},
-                                   regex_labels(scaled, "config.optim.scaled_lr_params", "scaled", "base"))
+                                   regex_labels(scaled, "config.optim.scaled_lr_params", "scaled", "base",
+                                                "scale no learning rate"))
   clip = [optax.clip_by_global_norm(float(optim.clip_norm))] if float(optim.clip_norm) > 0 else []
   tx = optax.chain(*clip, update)
   pattern = str(optim.get("trainable", "") or "")
