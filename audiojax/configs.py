@@ -130,7 +130,11 @@ def asr_base() -> ml_collections.ConfigDict:
       # am_only_scale (k2's am_scale; the recipe's 0): the simple loss's share scored by the encoder-side projection
       # alone, which makes that projection read the style prompt (see experiments/prompt_asr/espeak.py)
       "prune_range": 5, "simple_scale": 0.5, "lm_only_scale": 0.25, "am_only_scale": 0.0, "warmup_steps": 2000,
-      "frames_per_chunk": 16})  # full loss only: frames per joiner chunk
+      "frames_per_chunk": 16,  # full loss only: frames per joiner chunk
+      # ours: pull the first prompt_guide_heads heads of every crossing layer toward the prompt bytes of the
+      # utterance's rare words (audiojax.objectives.prompt_guide); 0 = off
+      # prompt_guide_frames: each frame toward the bytes of the letters it emits (eval.identical_audio only)
+      "prompt_guide_scale": 0.0, "prompt_guide_heads": 1, "prompt_guide_frames": False})
   c.eval.conditions = ["mixed-punc/canonical/pre_text", "upper-no-punc/canonical/pre_text",
                        "mixed-punc/example/pre_text", "upper-no-punc/example/pre_text",
                        "mixed-punc/canonical/none", "mixed-punc/canonical/context"]

@@ -256,3 +256,64 @@ def test_am_only_scale_reaches_the_simple_loss(data_dir):
     got[scale] = float(metrics["simple_loss"])
     np.testing.assert_allclose(got[scale], float(jnp.sum(want)) / tokens, rtol=1e-5)
   assert abs(got[0.75] - got[0.0]) > 1e-4  # at init the am is near uniform, so the smoothing moves the loss little
+
+
+def test_prompt_guide_joins_the_loss_and_pulls_the_attention_to_the_names(data_dir):
+  """``loss.prompt_guide_scale``: the task's guide is the objective on the attention that
+  :mod:`audiojax.eval.prompt_attention` recomputes, it enters the loss at its scale, and a few steps on it alone put
+  more of the guided head's weight on the names, on the batch trained on and on another."""
+  import jax
+  import jax.numpy as jnp
+  import optax
+  from audiojax.eval.prompt_attention import cross_attention_weights
+  from audiojax.objectives.prompt_guide import frame_guide_loss, prompt_guide_loss
+
+  config = config_lib.load("experiments/prompt_asr/espeak.py:smoke")
+  config.data.data_dir = data_dir
+  config.loss.prompt_guide_scale = 0.5
+  config.model.overrides = {**config.model.overrides, "dropout": 0.0, "memory_dropout": 0.0, "spec_augment": False}
+  trainer = loop.Trainer(config)
+  task, state = trainer.task, trainer.init_state(0)
+  batches = iter(task.train_dataset(0))
+  train = [jax.tree.map(jnp.asarray, next(batches)) for _ in range(6)]
+  batch, other = train[0], jax.tree.map(jnp.asarray, next(batches))
+  assert all(b["prompt_targets"].any() for b in train) and other["prompt_targets"].any()
+  key = jax.random.key(1)
+  variables = {"params": state.params, **state.model_state}
+
+  def guide(params, b):
+    weights, enc_lengths, _ = cross_attention_weights(task.model, {**variables, "params": params}, b["wave"],
+                                                      b["wave_lengths"], b["prompt_ids"], b["prompt_lengths"],
+                                                      b["style_lengths"])
+    return prompt_guide_loss([w[:, :1] for w in weights.values()], b["prompt_targets"], jnp.asarray(enc_lengths))
+
+  loss, (metrics, _) = task.loss(state.params, state.model_state, batch, key, step=jnp.asarray(10))
+  want_loss, want_mass = guide(state.params, batch)
+  np.testing.assert_allclose(metrics["prompt_guide_loss"], want_loss, rtol=1e-4)
+  np.testing.assert_allclose(metrics["prompt_guide_mass"], want_mass, rtol=1e-4)
+  np.testing.assert_allclose(loss, metrics["rnnt_loss"] + 0.3 * metrics["ctc_loss"] + 0.5 * want_loss, rtol=1e-5)
+
+  # the aligned form: per-frame targets (B, T, M), here each frame of the first half pointed at the names
+  weights, enc_lengths, _ = cross_attention_weights(task.model, variables, batch["wave"], batch["wave_lengths"],
+                                                    batch["prompt_ids"], batch["prompt_lengths"],
+                                                    batch["style_lengths"])
+  frames = next(iter(weights.values())).shape[2]
+  per_frame = np.zeros((batch["prompt_ids"].shape[0], frames, batch["prompt_ids"].shape[1]), bool)
+  per_frame[:, :frames // 2] = np.asarray(batch["prompt_targets"])[:, None, :]
+  task.guide_frames = True
+  _, (metrics, _) = task.loss(state.params, state.model_state, {**batch, "prompt_targets": jnp.asarray(per_frame)},
+                              key, step=jnp.asarray(10))
+  want = frame_guide_loss([w[:, :1] for w in weights.values()], jnp.asarray(per_frame))
+  np.testing.assert_allclose(metrics["prompt_guide_loss"], want[0], rtol=1e-4)
+  task.guide_frames = False
+
+  config.loss.rnnt_weight, config.loss.ctc_weight = 0.0, 0.0  # the guide alone
+  grad = jax.jit(jax.grad(lambda p, b: task.loss(p, state.model_state, b, key, step=jnp.asarray(10))[0]))
+  tx = optax.adam(3e-3)
+  params, opt = state.params, tx.init(state.params)
+  for step in range(30):
+    updates, opt = tx.update(grad(params, train[step % len(train)]), opt, params)
+    params = optax.apply_updates(params, updates)
+  for b in (batch, other):  # trained on, and held out
+    before, after = guide(state.params, b)[1], guide(params, b)[1]
+    assert after > 2 * before, (before, after)

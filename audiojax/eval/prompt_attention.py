@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from audiojax.models import prompt_asr
+from audiojax.nn.attention import cross_attention_probs
 
 
 def cross_attention_weights(model: prompt_asr.PromptASR, variables: dict, wave: jax.Array, wave_lengths: jax.Array,
@@ -27,13 +27,9 @@ def cross_attention_weights(model: prompt_asr.PromptASR, variables: dict, wave: 
   for layer, sub in captured["intermediates"].items():
     if "cross_attn" not in sub:
       continue
-    p = variables["params"][layer]["cross_attn"]
-    q = jnp.einsum("btd,dhe->bthe", sub["norm_cross_attn"]["__call__"][0], p["q_kernel"]) + p["q_bias"]
-    k = jnp.einsum("bmd,dhe->bmhe", memory, p["k_kernel"])
-    logits = jnp.einsum("bthe,bmhe->bhtm", q, k) * q.shape[-1] ** -0.5
-    valid = (jnp.arange(ids.shape[1])[None, :] < lengths[:, None])[:, None, None, :]
-    # the outer where also zeroes the NaN rows an all-padded prompt's softmax gives
-    weights[layer] = np.asarray(jnp.where(valid, jax.nn.softmax(jnp.where(valid, logits, -jnp.inf), axis=-1), 0.0))
+    queries = sub["norm_cross_attn"]["__call__"][0]
+    weights[layer] = np.asarray(cross_attention_probs(variables["params"][layer]["cross_attn"], queries, memory,
+                                                      lengths))
     outputs[layer] = np.asarray(sub["cross_attn"]["__call__"][0])
   return weights, np.asarray(enc_lengths), outputs
 

@@ -189,3 +189,18 @@ class CrossAttention(nn.Module):
     out_kernel = _param(self, "out_kernel", self.kernel_init, (h, dh, d), ("heads", "kv", "embed"))
     out = jnp.einsum("bnhe,hed->bnd", out, out_kernel.astype(self.dtype))
     return nn.with_logical_constraint(out, ("act_batch", "act_length", "act_embed"))
+
+
+def cross_attention_probs(params: dict, x: jax.Array, memory: jax.Array, memory_lengths: jax.Array,
+                          heads: int | None = None) -> jax.Array:
+  """The attention weights :class:`CrossAttention` with ``params`` uses (float32 softmax, whatever its impl):
+  queries ``x (B, T, D)`` (its input), ``memory (B, M, Dm)`` with valid ``memory_lengths (B,)`` → ``(B, H', T, M)``
+  over the first ``heads`` heads (all by default), zero on padded memory positions and for a zero-length memory."""
+  params = nn.meta.unbox(params)
+  f32 = lambda a: jnp.asarray(a, jnp.float32)
+  q = jnp.einsum("btd,dhe->bthe", f32(x), f32(params["q_kernel"][:, :heads])) + f32(params["q_bias"][:heads])
+  k = jnp.einsum("bmd,dhe->bmhe", f32(memory), f32(params["k_kernel"][:, :heads]))
+  logits = jnp.einsum("bthe,bmhe->bhtm", q, k) * q.shape[-1] ** -0.5
+  valid = (jnp.arange(memory.shape[1])[None, :] < memory_lengths[:, None])[:, None, None, :]
+  # the outer where also zeroes the NaN rows an all-padded memory's softmax gives
+  return jnp.where(valid, jax.nn.softmax(jnp.where(valid, logits, -jnp.inf), axis=-1), 0.0)

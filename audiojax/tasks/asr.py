@@ -20,8 +20,12 @@ batch), from a seed-derived generator, so the stream is a pure function of the s
 additions of ours give the content path prompt-decidable targets: ``config.prompts.respell_prob`` respells rare words
 alike in transcript and prompts, and ``config.prompts.twin_share`` turns a share of each batch into twin pairs, one
 recording twice with its rare word spelled two ways and a prompt naming each twin's spelling
-(:meth:`TrainingBatch._twins`). ``config.data.speed_factors`` plays each training utterance at a factor drawn from
-them (Kaldi's speed perturbation, :mod:`audiojax.audio.speed`), among those that keep it within ``max_seconds``.
+(:meth:`TrainingBatch._twins`). With ``config.loss.prompt_guide_scale`` batches also carry ``prompt_targets (B, M)``
+bool, the prompt bytes of each row's rare words, and the loss pulls the first ``loss.prompt_guide_heads`` heads of
+every cross-attention toward them (:mod:`audiojax.objectives.prompt_guide`; with ``loss.prompt_guide_frames``,
+``(B, T, M)`` per encoder frame, which only :mod:`audiojax.eval.identical_audio` makes).
+``config.data.speed_factors`` plays each training utterance at a factor drawn from them (Kaldi's speed perturbation,
+:mod:`audiojax.audio.speed`), among those that keep it within ``max_seconds``.
 
 Evaluation decodes the eval split under each prompt condition of ``config.eval.conditions``
 (``"STYLE/STYLE_SOURCE/CONTENT"``: a style of :data:`audiojax.text.styles.STYLES`; ``canonical`` (the fixed style
@@ -56,7 +60,9 @@ from audiojax.errors import UserError
 from audiojax.eval.wer import wer
 from audiojax.models import bert as bert_lib
 from audiojax.models import prompt_asr
+from audiojax.nn.attention import cross_attention_probs
 from audiojax.objectives.ctc import ctc_loss
+from audiojax.objectives.prompt_guide import frame_guide_loss, prompt_guide_loss
 from audiojax.objectives.rnnt import rnnt_loss, rnnt_loss_pruned
 from audiojax.text import prompts, styles
 from audiojax.text.tokenizer import Tokenizer, train_bpe
@@ -106,6 +112,11 @@ def _load_into(boxed: Any, weights: Any, source: str) -> Any:
     raise UserError(f"the BERT weights in '{source}' do not fit the model ({diff}); convert the checkpoint again")
   return jax.tree.map(lambda b, w: b.replace_boxed(jnp.asarray(w)) if is_box(b) else jnp.asarray(w), boxed, weights,
                       is_leaf=is_box)
+
+
+def _capture_for_guide(module: nn.Module, method: str) -> bool:
+  """The intermediates :meth:`AsrTask._guide` reads: the prompt memory and each cross-attention's query input."""
+  return module.name in ("prompt_encoder", "norm_cross_attn")
 
 
 def predictor_contexts(labels: jax.Array, context_size: int, blank_id: int = 0) -> jax.Array:
@@ -233,6 +244,7 @@ class TrainingBatch:
   respell_prob: float = 0.0  # per rare word: respell it in text, pre_text and list (``respell_rare_words``)
   twin_share: float = 0.0  # share of each batch's rows that are twin pairs (``_twins``)
   speed_factors: tuple[float, ...] = ()  # each row played at one drawn uniformly (``audio.speed``); () for none
+  guide_targets: bool = False  # add ``prompt_targets``: the prompt bytes of each row's rare words
 
   @functools.cached_property
   def tokenizer(self) -> Tokenizer:
@@ -246,9 +258,12 @@ class TrainingBatch:
     if self.speed_factors:  # before twinning, so that twins stay one recording
       rows = [self._perturb_speed(rng, r) for r in rows]
     rows, twins = self._pair_twins(rows, rng)
-    drawn = [self._draw(rng, r) for r in rows[len(twins):]]
+    singles = [self._draw(rng, r) for r in rows[len(twins):]]
+    drawn = [d for d, _ in singles]
     content, style = prompts.perturb_batch(rng, [d.content_prompt for d in drawn], [d.style_prompt for d in drawn],
                                            target_styles=[d.target_style for d in drawn])
+    rare_words = [words for _, words in twins + singles]
+    twins = [d for d, _ in twins]
     drawn = twins + drawn  # twins keep their prompts whole: a swapped or blanked one could not decide the spelling
     content = [d.content_prompt for d in twins] + content
     style = [d.style_prompt for d in twins] + style
@@ -258,8 +273,11 @@ class TrainingBatch:
     longest = max(int(r["wave_length"]) for r in rows)
     waves = _stack_waves(rows, pipeline.bucket_length(longest, self.bucket_samples) if self.bucket_samples
                          else self.max_samples)
-    return {**waves, "labels": labels, "label_lengths": label_lengths, "prompt_ids": ids,
-            "prompt_lengths": lengths, "style_lengths": style_lengths}
+    batch = {**waves, "labels": labels, "label_lengths": label_lengths, "prompt_ids": ids,
+             "prompt_lengths": lengths, "style_lengths": style_lengths}
+    if self.guide_targets:
+      batch["prompt_targets"] = prompts.word_positions(ids, lengths, style_lengths, rare_words)
+    return batch
 
   def _perturb_speed(self, rng: np.random.Generator, row: dict) -> dict:
     """``row`` with its wave played at a factor of ``speed_factors`` that keeps it within the longest bucket."""
@@ -269,7 +287,8 @@ class TrainingBatch:
     wave = speed.perturb_speed(row["wave"], factor)
     return {**row, "wave": wave, "wave_length": np.int32(wave.shape[0])}
 
-  def _draw(self, rng: np.random.Generator, row: dict) -> prompts.TrainingText:
+  def _draw(self, rng: np.random.Generator, row: dict) -> tuple[prompts.TrainingText, list[str]]:
+    """The row's sampled texts and its rare words as spelled in them."""
     text, pre_text, rare_words = row["text"], row["pre_text"], row["rare_words"]
     if self.respell_prob:
       text, pre_text, rare_words = respell_rare_words(rng, text, pre_text, rare_words, self.respell_prob)
@@ -277,13 +296,15 @@ class TrainingBatch:
     if self.content_mode == "mix":
       content = prompts.sample_context_list(rng, rare_words, self.distractors, pre_text=pre_text,
                                             reference=text, num_distractors=(3, 10), num_distractors_only=(1, 10))
-    return prompts.sample_training_text(rng, text, pre_text, style_weights=dict(self.style_weights),
-                                        canonical_prob=self.canonical_prob, content=content, style_from_text=False)
+    drawn = prompts.sample_training_text(rng, text, pre_text, style_weights=dict(self.style_weights),
+                                         canonical_prob=self.canonical_prob, content=content, style_from_text=False)
+    return drawn, rare_words.split()
 
-  def _pair_twins(self, rows: list[dict], rng: np.random.Generator) -> tuple[list[dict], list[prompts.TrainingText]]:
+  def _pair_twins(self, rows: list[dict], rng: np.random.Generator
+                  ) -> tuple[list[dict], list[tuple[prompts.TrainingText, list[str]]]]:
     """Up to ``twin_share × B / 2`` rows with a respellable rare word become twin pairs at the front of the batch
     (:meth:`_twins`); the rest follow, and the last rows are dropped to keep ``B``. Returns the batch's rows and the
-    twins' drawn texts (``2 × pairs``, in row order)."""
+    twins' drawn texts with their spelled word (``2 × pairs``, in row order)."""
     pairs = int(round(self.twin_share * len(rows) / 2))
     twin_rows, twins, singles = [], [], []
     for row in rows:
@@ -295,7 +316,7 @@ class TrainingBatch:
         singles.append(row)
     return twin_rows + singles[:len(rows) - len(twin_rows)], twins
 
-  def _twins(self, rng: np.random.Generator, row: dict) -> list[prompts.TrainingText] | None:
+  def _twins(self, rng: np.random.Generator, row: dict) -> list[tuple[prompts.TrainingText, list[str]]] | None:
     """The identical-audio situation at training time: ``row`` drawn twice, its first respellable rare word spelled
     as recorded and respelled (``Kaludor`` / ``Caludor``), with the same random draws of target style, style prompt
     and content, whose content always names the word (the preceding text when it holds the word, half of the time;
@@ -321,10 +342,10 @@ class TrainingBatch:
         count = min(int(twin_rng.integers(3, 11)), len(pool))
         words = [spelling.lower()] + [pool[int(i)] for i in twin_rng.choice(len(pool), count, replace=False)]
         content = " ".join(words[int(i)] for i in twin_rng.permutation(len(words)))
-      drawn.append(prompts.sample_training_text(twin_rng, pattern.sub(spelling, text), pre_text,
-                                                style_weights=dict(self.style_weights),
-                                                canonical_prob=self.canonical_prob, content=content,
-                                                style_from_text=False))
+      drawn.append((prompts.sample_training_text(twin_rng, pattern.sub(spelling, text), pre_text,
+                                                 style_weights=dict(self.style_weights),
+                                                 canonical_prob=self.canonical_prob, content=content,
+                                                 style_from_text=False), [spelling]))
     return drawn
 
 
@@ -392,6 +413,15 @@ class AsrTask:
       raise UserError(f"config.data.max_prompt_tokens={self.max_prompt_length} exceeds the BERT's "
                       f"{self.model.bert.max_position_embeddings} positions; lower it")
     self.encode_prompts = prompts.PromptEncoding(self.max_prompt_length, self.bert_dir)
+    self.guide_scale = float(config.loss.get("prompt_guide_scale", 0.0))
+    self.guide_heads = int(config.loss.get("prompt_guide_heads", 1))
+    self.guide_frames = bool(config.loss.get("prompt_guide_frames", False))
+    if self.guide_scale and self.bert_dir:
+      raise UserError("config.loss.prompt_guide_scale needs the byte prompt encoder (its targets are bytes of "
+                      "names); set it to 0 with config.model.text_encoder='bert'")
+    if self.guide_scale and not 1 <= self.guide_heads <= self.model.num_heads:
+      raise UserError(f"config.loss.prompt_guide_heads={self.guide_heads} must lie in 1..{self.model.num_heads} "
+                      f"(the model's heads)")
 
   # --- model -------------------------------------------------------------------------------------------------------
   def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
@@ -400,7 +430,15 @@ class AsrTask:
             "wave_lengths": np.full((batch_size,), self.max_samples, np.int32),
             "labels": i32(batch_size, self.max_tokens), "label_lengths": i32(batch_size),
             "prompt_ids": i32(batch_size, self.max_prompt_length), "prompt_lengths": i32(batch_size),
-            "style_lengths": i32(batch_size)}
+            "style_lengths": i32(batch_size),
+            **({"prompt_targets": np.zeros(self._targets_shape(batch_size), bool)} if self.guide_scale else {})}
+
+  def _targets_shape(self, batch_size: int) -> tuple[int, ...]:
+    """``prompt_targets``: ``(B, M)`` per utterance, or ``(B, T, M)`` per encoder frame with ``prompt_guide_frames``."""
+    if not self.guide_frames:
+      return (batch_size, self.max_prompt_length)
+    frames = int(prompt_asr.subsampled_lengths(prompt_asr.feature_lengths(np.int32(self.max_samples))))
+    return (batch_size, frames, self.max_prompt_length)
 
   def _inputs(self, batch: dict[str, jax.Array]) -> tuple[jax.Array, ...]:
     return (batch["wave"], batch["wave_lengths"], batch["prompt_ids"], batch["prompt_lengths"],
@@ -423,9 +461,13 @@ class AsrTask:
     """Per-token transducer loss + ``ctc_weight`` × per-token CTC. With ``loss.prune_range > 0`` the transducer
     loss is k2's pruned RNN-T: ``simple_scale × simple + pruned_scale × pruned`` with the recipe's warm-up (simple
     1 → ``simple_scale``, pruned 0.1 → 1 over ``loss.warmup_steps``); otherwise the full loss (joiner on every
-    lattice cell, chunked over frames)."""
+    lattice cell, chunked over frames). With ``loss.prompt_guide_scale``, plus that times the attention guide."""
     variables = {"params": params, **model_state}
-    out = self.model.apply(variables, *self._inputs(batch), train=True, rngs={"dropout": rng})
+    if self.guide_scale:
+      out, captured = self.model.apply(variables, *self._inputs(batch), train=True, rngs={"dropout": rng},
+                                       capture_intermediates=_capture_for_guide, mutable=["intermediates"])
+    else:
+      out = self.model.apply(variables, *self._inputs(batch), train=True, rngs={"dropout": rng})
     enc, enc_lengths = out["encoder_out"], out["enc_lengths"]
     labels, label_lengths = batch["labels"], batch["label_lengths"]
     pred = self.model.apply(variables, predictor_contexts(labels, self.model.context_size), method="predictor")
@@ -449,9 +491,25 @@ class AsrTask:
     ctc, feasible = ctc_loss(out["ctc_logits"].astype(jnp.float32), enc_lengths, labels, label_lengths)
     ctc_per_token = jnp.sum(ctc) / jnp.maximum(jnp.sum(jnp.where(feasible, label_lengths, 0)), 1)
     loss = float(cfg.rnnt_weight) * transducer + float(cfg.ctc_weight) * ctc_per_token
+    if self.guide_scale:
+      guide, mass = self._guide(params, captured["intermediates"], batch, enc_lengths)
+      loss = loss + self.guide_scale * guide
+      metrics.update(prompt_guide_loss=guide, prompt_guide_mass=mass)
     metrics.update(loss=loss, rnnt_loss=transducer, ctc_loss=ctc_per_token,
                    ctc_feasible=jnp.mean(feasible.astype(jnp.float32)))
     return loss, (metrics, dict(model_state))
+
+  def _guide(self, params: Any, captured: dict, batch: dict[str, jax.Array], enc_lengths: jax.Array
+             ) -> tuple[jax.Array, jax.Array]:
+    """:func:`~audiojax.objectives.prompt_guide.prompt_guide_loss` of the first ``loss.prompt_guide_heads`` heads of
+    every crossing layer, from the captured prompt memory (before memory dropout) and cross-attention queries."""
+    memory = captured["prompt_encoder"]["__call__"][0]
+    weights = [cross_attention_probs(params[layer]["cross_attn"], sub["norm_cross_attn"]["__call__"][0], memory,
+                                     batch["prompt_lengths"], heads=self.guide_heads)
+               for layer, sub in sorted(captured.items()) if "norm_cross_attn" in sub]
+    if self.guide_frames:
+      return frame_guide_loss(weights, batch["prompt_targets"])
+    return prompt_guide_loss(weights, batch["prompt_targets"], enc_lengths)
 
   def predict(self, variables: Any, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Greedy decoding on device (the transducer, or the CTC head's best path with ``config.eval.decoder="ctc"``):
@@ -515,6 +573,9 @@ class AsrTask:
 
   def train_dataset(self, seed: int):
     data, p = self.config.data, self.config.prompts
+    if self.guide_frames:
+      raise UserError("config.loss.prompt_guide_frames needs per-frame targets from a CTC alignment, which only "
+                      "'python -m audiojax.eval.identical_audio --aligned-guide' makes; set it to False to train")
     local_batch = int(self.config.train.batch_size) // jax.process_count()
     buckets = self.bucket_samples()
     batcher = TrainingBatch(tokenizer_path(self.config), self.max_tokens, self.max_prompt_length,
@@ -522,7 +583,8 @@ class AsrTask:
                             self.distractors if p.content == "mix" else (), self.max_samples, bert_dir=self.bert_dir,
                             bucket_samples=buckets, respell_prob=float(p.respell_prob),
                             twin_share=float(p.twin_share),
-                            speed_factors=speed.checked_factors(data.speed_factors, "config.data.speed_factors"))
+                            speed_factors=speed.checked_factors(data.speed_factors, "config.data.speed_factors"),
+                            guide_targets=bool(self.guide_scale))
     source = pipeline.host_shard(self._source(data.train_split), data.name)
     decode = DecodeSpeech(self.max_samples, self.sample_rate, data.name)
     if buckets:

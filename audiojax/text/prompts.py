@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -104,6 +105,22 @@ def decode_prompt(ids: np.ndarray, length: int) -> tuple[str, str]:
     raise UserError("prompt ids have no separator (SEP_ID); they were not made by encode_prompt")
   sep = ids.index(SEP_ID)
   return bytes(ids[:sep]).decode("utf-8"), bytes(ids[sep + 1:]).decode("utf-8")
+
+
+def word_positions(ids: np.ndarray, lengths: np.ndarray, style_lengths: np.ndarray,
+                   words: Sequence[Sequence[str]]) -> np.ndarray:
+  """``(B, M)`` bool: the positions of byte prompts ``ids (B, M)`` (:func:`encode_prompts`) holding a whole-word
+  occurrence, in any case, of one of row b's ``words[b]`` in its content bytes (those the encoding kept: a word cut
+  by truncation is not marked)."""
+  found = np.zeros(ids.shape, bool)
+  for b, row_words in enumerate(words):
+    start, stop = int(style_lengths[b]), int(lengths[b])
+    content = bytes(ids[b, start:stop].astype(np.uint8)).lower()
+    for word in row_words:
+      pattern = rb"(?<![a-z0-9])" + re.escape(word.lower().encode("utf-8")) + rb"(?![a-z0-9])"
+      for match in re.finditer(pattern, content):
+        found[b, start + match.start():start + match.end()] = True
+  return found
 
 
 # --- training-text sampling -------------------------------------------------------------------------------------------

@@ -98,6 +98,21 @@ class Tokenizer:
       raise UserError(f"token id {token_id} is outside the BPE vocabulary [0, {self.vocab_size}) of {self.path}")
     return self._sp.id_to_piece(int(token_id))
 
+  def char_spans(self, text: str) -> list[tuple[int, int]] | None:
+    """The ``[start, end)`` characters of ``text`` each token of :meth:`encode` spells (the word-boundary mark ``▁``
+    counts as the space before a word); None when the pieces do not spell ``text`` back exactly (byte fallback or
+    normalisation)."""
+    spans, at = [], 0
+    for k, token in enumerate(self.encode(text)):
+      piece = self.piece(token).replace("\u2581", " ")
+      if k == 0 and piece.startswith(" "):
+        piece = piece[1:]  # the mark SentencePiece puts before the text
+      if text[at:at + len(piece)] != piece:
+        return None
+      spans.append((at, at + len(piece)))
+      at += len(piece)
+    return spans if at == len(text) else None
+
   def encode(self, text: str) -> list[int]:
     """Token ids of ``text`` (never 0)."""
     return self._sp.encode(text)
