@@ -211,11 +211,9 @@ def spelling_kind(a: str, b: str) -> str:
   return "same_length" if len(a) == len(b) else "length_differs"
 
 
-_MODEL_INPUTS = ("wave", "wave_lengths", "prompt_ids", "prompt_lengths", "style_lengths")
-
-
 def batch_of(task: asr.AsrTask, rows: list[dict], targets: bool = True) -> dict[str, np.ndarray]:
-  """The training batch of ``rows``; with the task's guide (and ``targets``) also its ``prompt_targets``."""
+  """The training batch of ``rows``; with the task's guide (and ``targets``) also its ``prompt_targets``, which
+  evaluation and the attention readout leave out (``targets=False``)."""
   labels, label_lengths = asr._labels(task.tokenizer, [r["text"] for r in rows], task.max_tokens,
                                       [r["spelling"] for r in rows])
   style = styles.canonical_style_prompt("mixed-punc")
@@ -255,7 +253,7 @@ def with_aligned_targets(task: asr.AsrTask, variables: dict, items: list[dict], 
   model = task.model
 
   @jax.jit
-  def ctc_log_probs(batch):
+  def ctc_log_probs(variables, batch):
     memory = model.apply(variables, batch["prompt_ids"], batch["prompt_lengths"], batch["style_lengths"],
                          method="encode_prompt")
     enc, lengths = model.apply(variables, batch["wave"], batch["wave_lengths"], memory, batch["prompt_lengths"],
@@ -266,7 +264,7 @@ def with_aligned_targets(task: asr.AsrTask, variables: dict, items: list[dict], 
   for start in range(0, len(items), batch_size):
     rows = items[start:start + batch_size]
     batch = batch_of(task, rows, targets=False)
-    log_probs, frames = map(np.asarray, ctc_log_probs({k: batch[k] for k in _MODEL_INPUTS}))
+    log_probs, frames = map(np.asarray, ctc_log_probs(variables, batch))
     names = name_positions(batch["prompt_ids"], batch["prompt_lengths"], batch["style_lengths"], rows)
     for b, row in enumerate(rows):
       labels = batch["labels"][b, :batch["label_lengths"][b]]
@@ -293,7 +291,7 @@ def evaluate(trainer: loop.Trainer, state, items: list[dict], batch_size: int, s
   hyps, hits, other_hits = [], [], []
   for indices, real in pipeline.fixed_size_batches(len(items), batch_size):
     rows = [items[i] for i in indices]
-    out = predict({**batch_of(task, rows), "valid": np.arange(batch_size) < real})
+    out = predict({**batch_of(task, rows, targets=False), "valid": np.arange(batch_size) < real})
     for b, row in enumerate(rows[:real]):
       hyps.append(task.tokenizer.decode(out["tokens"][b][out["emitted"][b]].tolist()))
       hit, other_hit = spelling_hits(hyps[-1], row["spelling"], row["other"])
@@ -326,7 +324,7 @@ def name_attention(task: asr.AsrTask, variables: dict, items: list[dict], batch_
   per_layer, shares = {}, []
   for start in range(0, len(items), batch_size):
     rows = items[start:start + batch_size]
-    batch = batch_of(task, rows)
+    batch = batch_of(task, rows, targets=False)
     weights, enc_lengths, _ = prompt_attention.cross_attention_weights(
         task.model, variables, batch["wave"], batch["wave_lengths"], batch["prompt_ids"], batch["prompt_lengths"],
         batch["style_lengths"])
