@@ -133,7 +133,7 @@ def asr_base() -> ml_collections.ConfigDict:
       "frames_per_chunk": 16,  # full loss only: frames per joiner chunk
       # ours: pull the first prompt_guide_heads heads of every crossing layer toward the prompt bytes of the
       # utterance's rare words (audiojax.objectives.prompt_guide); 0 = off
-      # prompt_guide_frames: each frame toward the bytes of the letters it emits (eval.identical_audio only)
+      # prompt_guide_frames: each frame toward the prompt bytes of the letters it emits (by a CTC alignment)
       "prompt_guide_scale": 0.0, "prompt_guide_heads": 1, "prompt_guide_frames": False})
   c.eval.conditions = ["mixed-punc/canonical/pre_text", "upper-no-punc/canonical/pre_text",
                        "mixed-punc/example/pre_text", "upper-no-punc/example/pre_text",

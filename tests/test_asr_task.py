@@ -266,6 +266,7 @@ def test_prompt_guide_joins_the_loss_and_pulls_the_attention_to_the_names(data_d
   import jax.numpy as jnp
   import optax
   from audiojax.eval.prompt_attention import cross_attention_weights
+  from audiojax.objectives.ctc import ctc_alignment
   from audiojax.objectives.prompt_guide import frame_guide_loss, prompt_guide_loss
 
   config = config_lib.load("experiments/prompt_asr/espeak.py:smoke")
@@ -293,17 +294,21 @@ def test_prompt_guide_joins_the_loss_and_pulls_the_attention_to_the_names(data_d
   np.testing.assert_allclose(metrics["prompt_guide_mass"], want_mass, rtol=1e-4)
   np.testing.assert_allclose(loss, metrics["rnnt_loss"] + 0.3 * metrics["ctc_loss"] + 0.5 * want_loss, rtol=1e-5)
 
-  # the aligned form: per-frame targets (B, T, M), here each frame of the first half pointed at the names
+  # the aligned form: per-token targets (B, U, M), here every token pointed at the names; each frame takes the
+  # targets of the token this step's CTC alignment gives it
   weights, enc_lengths, _ = cross_attention_weights(task.model, variables, batch["wave"], batch["wave_lengths"],
                                                     batch["prompt_ids"], batch["prompt_lengths"],
                                                     batch["style_lengths"])
-  frames = next(iter(weights.values())).shape[2]
-  per_frame = np.zeros((batch["prompt_ids"].shape[0], frames, batch["prompt_ids"].shape[1]), bool)
-  per_frame[:, :frames // 2] = np.asarray(batch["prompt_targets"])[:, None, :]
+  per_token = jnp.repeat(batch["prompt_targets"][:, None], batch["labels"].shape[1], axis=1)
+  out = task.model.apply(variables, *task._inputs(batch), train=True, rngs={"dropout": key})
+  align = ctc_alignment(jax.nn.log_softmax(out["ctc_logits"]), out["enc_lengths"], batch["labels"],
+                        batch["label_lengths"])
+  assert (align >= 0).any()
+  per_frame = (align >= 0)[:, :, None] & batch["prompt_targets"][:, None, :]
   task.guide_frames = True
-  _, (metrics, _) = task.loss(state.params, state.model_state, {**batch, "prompt_targets": jnp.asarray(per_frame)},
-                              key, step=jnp.asarray(10))
-  want = frame_guide_loss([w[:, :1] for w in weights.values()], jnp.asarray(per_frame))
+  _, (metrics, _) = task.loss(state.params, state.model_state, {**batch, "prompt_targets": per_token}, key,
+                              step=jnp.asarray(10))
+  want = frame_guide_loss([w[:, :1] for w in weights.values()], per_frame)
   np.testing.assert_allclose(metrics["prompt_guide_loss"], want[0], rtol=1e-4)
   task.guide_frames = False
 

@@ -330,24 +330,3 @@ def test_bad_inputs_raise_user_errors():
     ctc_greedy(np.zeros((3, 4)), [3])
   with pytest.raises(UserError, match="lengths"):
     ctc_prefix_beam_search(np.zeros((1, 3, 4)), [4])
-
-
-@pytest.mark.parametrize("labels", [[1, 2], [2, 2], [1, 2, 1], [3]])
-def test_ctc_forced_alignment_is_the_best_path_by_brute_force(labels):
-  from audiojax.decode.ctc import ctc_forced_alignment
-  rng = np.random.default_rng(len(labels) * 7 + labels[0])
-  log_probs = np.log(rng.dirichlet(np.ones(4), size=6))  # T=6, V=4
-  best, best_path = -np.inf, None
-  for path in itertools.product(range(4), repeat=6):
-    collapsed = [p for i, p in enumerate(path) if p != 0 and (i == 0 or p != path[i - 1])]
-    if collapsed == labels:
-      score = sum(log_probs[t, p] for t, p in enumerate(path))
-      if score > best:
-        best, best_path = score, path
-  got = ctc_forced_alignment(log_probs, labels)
-  assert sum(log_probs[t, labels[u] if u >= 0 else 0] for t, u in enumerate(got)) == pytest.approx(best)
-  assert [labels[u] if u >= 0 else 0 for u in got] == list(best_path)
-  emitted = [u for i, u in enumerate(got) if u >= 0 and (i == 0 or u != got[i - 1])]
-  assert emitted == list(range(len(labels)))  # every label, in order, once
-  with pytest.raises(UserError, match="do not fit"):
-    ctc_forced_alignment(log_probs[:2], [1, 1, 1])

@@ -81,23 +81,3 @@ def test_name_positions_find_the_spelling_in_the_kept_content_bytes():
   assert bytes(ids[0][found[0]].astype(np.uint8)) == b"Kaludor"
   assert bytes(ids[1][found[1]].astype(np.uint8)) == b"selifi"  # any case
   assert not found[2].any()  # the content kept its end: the name was cut off
-
-
-def test_letter_targets_point_each_aligned_frame_at_its_letters_in_every_occurrence():
-  from audiojax.eval.identical_audio import letter_targets, name_positions
-  from audiojax.text import prompts
-
-  text = "Ask Caludor now."
-  spans = [(0, 3), (3, 4), (4, 6), (6, 7), (7, 11), (11, 15), (15, 16)]  # "Ask", " ", "Ca", "l", "udor", " now", "."
-  align = np.array([0, -1, 1, 2, 2, -1, 3, 4, -1, 5, 6, -1])  # token index per frame, -1 blank
-  ids, lengths, style_lengths = prompts.encode_prompts([("S.", "caludor met Caludor.")], 32)
-  names = name_positions(ids, lengths, style_lengths, [{"spelling": "Caludor"}])[0]
-  got = letter_targets(align, spans, text, "Caludor", names, 12)
-  content = 3  # "S." and the separator
-  occurrences = (content, content + len("caludor met "))
-  want = np.zeros((12, 32), bool)
-  for frames, letters in (((3, 4), range(0, 2)), ((6,), range(2, 3)), ((7,), range(3, 7))):
-    for f in frames:
-      for start in occurrences:
-        want[f, [start + i for i in letters]] = True
-  np.testing.assert_array_equal(got, want)

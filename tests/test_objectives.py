@@ -262,3 +262,36 @@ def test_ctc_blank_id_and_errors():
     ctc.ctc_loss(logits, t_len, labels, u_len, blank_id=3)
   with pytest.raises(UserError, match="logit_lengths"):
     ctc.ctc_loss(logits, t_len[:1], labels, u_len)
+
+
+def _best_path(log_probs: np.ndarray, labels: list[int]) -> tuple[float, tuple[int, ...] | None]:
+  """Brute force: the highest-scoring frame path (blank 0) that collapses to ``labels``."""
+  best, best_path = -np.inf, None
+  for path in itertools.product(range(log_probs.shape[1]), repeat=log_probs.shape[0]):
+    collapsed = [p for i, p in enumerate(path) if p != 0 and (i == 0 or p != path[i - 1])]
+    if collapsed == labels:
+      score = sum(log_probs[t, p] for t, p in enumerate(path))
+      if score > best:
+        best, best_path = score, path
+  return best, best_path
+
+
+def test_ctc_alignment_is_the_best_path_by_brute_force_in_a_padded_batch():
+  rng = np.random.default_rng(0)
+  rows = [([1, 2], 6), ([2, 2], 6), ([1, 2, 1], 5), ([3], 4), ([], 3), ([1, 1, 1], 4)]  # (labels, frames)
+  log_probs = np.log(rng.dirichlet(np.ones(4), size=(len(rows), 6))).astype(np.float32)  # B=6, T=6, V=4
+  labels = np.zeros((len(rows), 3), np.int32)
+  for b, (row, _) in enumerate(rows):
+    labels[b, :len(row)] = row
+  labels[4, :] = 3  # padding past a row's labels is ignored
+  got = np.asarray(ctc.ctc_alignment(jnp.asarray(log_probs), jnp.array([f for _, f in rows]), jnp.asarray(labels),
+                                     jnp.array([len(r) for r, _ in rows])))
+  for b, (row, frames) in enumerate(rows[:5]):
+    best, best_path = _best_path(log_probs[b, :frames].astype(np.float64), row)
+    assert list(got[b, frames:]) == [-1] * (6 - frames)  # past the row's frames
+    align = got[b, :frames]
+    assert [row[u] if u >= 0 else 0 for u in align] == list(best_path), b
+    assert sum(log_probs[b, t, row[u] if u >= 0 else 0] for t, u in enumerate(align)) == pytest.approx(best, abs=1e-5)
+    emitted = [u for i, u in enumerate(align) if u >= 0 and (i == 0 or u != align[i - 1])]
+    assert emitted == list(range(len(row)))  # every label, in order, once
+  assert list(got[5]) == [-1] * 6  # [1, 1, 1] needs 5 frames: infeasible in 4

@@ -40,7 +40,7 @@ def test_word_positions_mark_whole_words_in_any_case_and_only_kept_content():
 
 
 def test_training_batches_target_each_rows_own_spelling(tmp_path):
-  """``guide_targets``: twins target their own spelling in their content prompt, single rows their rare words
+  """``guide_targets="words"``: twins target their own spelling in their content prompt, single rows their rare words
   where their content holds them, and nothing else is marked."""
   from audiojax.data.builders.espeak_prompt import respellings
   from audiojax.tasks.asr import TrainingBatch
@@ -54,7 +54,7 @@ def test_training_batches_target_each_rows_own_spelling(tmp_path):
   batcher = TrainingBatch(tokenizer, max_tokens=96, max_prompt_length=256,
                           style_weights=(("mixed-punc", 0.5), ("upper-no-punc", 0.5)), canonical_prob=0.3,
                           content_mode="mix", distractors=("Tesszar", "Morvent", "Ilsabe", "Corwen"),
-                          max_samples=160, twin_share=0.5, respell_prob=0.5, guide_targets=True)
+                          max_samples=160, twin_share=0.5, respell_prob=0.5, guide_targets="words")
   marked_rows = 0
   for seed in range(6):
     batch = batcher(rows, np.random.default_rng(seed))
@@ -97,4 +97,67 @@ def test_char_spans_map_each_token_to_the_letters_it_spells(tmp_path):
     pieces = [tokenizer.piece(i).replace("\u2581", " ") for i in tokenizer.encode(text)]
     pieces[0] = pieces[0].lstrip(" ")
     assert [text[a:z] for a, z in spans] == pieces and spans[-1][1] == len(text)
-  assert tokenizer.char_spans("caf\u00e9 \u2603") is None  # byte-fallback pieces do not spell the text back
+  text = "caf\u00e9 \u2603 RIVER"  # characters the model lacks fall back to byte pieces
+  spans, ids = tokenizer.char_spans(text), tokenizer.encode(text)
+  assert len(spans) == len(ids) and spans[-1][1] == len(text)
+  byte_spans = [(a, z) for (a, z), token in zip(spans, ids) if tokenizer.piece(token).startswith("<0x")]
+  for (a, z), token in zip(spans, ids):
+    piece = tokenizer.piece(token)
+    if piece.startswith("<0x"):  # each byte piece spans its whole character
+      assert z - a == 1 and bytes([int(piece[1:-1], 16)]) in text[a:z].encode()
+  assert byte_spans.count((3, 4)) == 2 and byte_spans.count((5, 6)) == 3  # é: 2 bytes, ☃: 3
+
+
+
+def test_letter_positions_point_each_token_at_its_letters_in_every_occurrence():
+  text = "Ask CALUDOR now."
+  spans = [(0, 3), (3, 4), (4, 6), (6, 7), (7, 11), (11, 15), (15, 16)]  # "Ask", " ", "CA", "L", "UDOR", " now", "."
+  ids, lengths, style_lengths = prompts.encode_prompts([("S.", "caludor met Caludor, not caludorx.")] * 2, 48)
+  got = prompts.letter_positions(ids, lengths, style_lengths, [["Caludor"], ["Selifi"]], [text] * 2,
+                                 [spans, spans], 9)
+  content = 3  # "S." and the separator
+  want = np.zeros((9, 48), bool)
+  for token, letters in ((2, range(0, 2)), (3, range(2, 3)), (4, range(3, 7))):
+    for start in (content, content + len("caludor met ")):  # both whole-word occurrences, not "caludorx"
+      want[token, [start + i for i in letters]] = True
+  np.testing.assert_array_equal(got[0], want)
+  assert not got[1].any()  # a word the transcript does not say
+  none = prompts.letter_positions(ids[:1], lengths[:1], style_lengths[:1], [["Caludor"]], [text], [None], 9)
+  assert not none.any()  # pieces that do not spell the text back: no targets
+
+
+def test_letter_targets_of_training_batches_spell_each_token_in_the_prompt(tmp_path):
+  """``guide_targets="letters"``: per label token, the prompt bytes it targets are the rare-word letters it spells,
+  in every occurrence, and together the tokens cover exactly the word targets of rows whose transcript says it."""
+  from audiojax.data.builders.espeak_prompt import respellings
+  from audiojax.tasks.asr import TrainingBatch
+  from audiojax.text.tokenizer import train_bpe
+
+  text, pre_text = "Kaludor's house stands by the river.", "Everyone in town knew Kaludor. He sang."
+  spellings = ["Kaludor", *respellings("Kaludor")]
+  tokenizer = train_bpe([text, pre_text] * 20 + [" ".join(spellings)] * 5, str(tmp_path / "bpe"), 300)
+  rows = [{"wave": np.full(160, i, np.float32), "wave_length": np.int32(160), "text": text, "pre_text": pre_text,
+           "rare_words": "Kaludor", "id": str(i)} for i in range(8)]
+  settings = dict(max_tokens=96, max_prompt_length=256, style_weights=(("mixed-punc", 0.5), ("upper-no-punc", 0.5)),
+                  canonical_prob=0.3, content_mode="mix", distractors=("Tesszar", "Morvent", "Ilsabe"),
+                  max_samples=160, twin_share=0.5, respell_prob=0.5)
+  letters, words = (TrainingBatch(tokenizer, **settings, guide_targets=kind) for kind in ("letters", "words"))
+  spelled = 0
+  for seed in range(4):
+    batch, word_batch = (b(rows, np.random.default_rng(seed)) for b in (letters, words))
+    np.testing.assert_array_equal(batch["prompt_ids"], word_batch["prompt_ids"])  # the same draws
+    assert batch["prompt_targets"].shape == (8, 96, 256)
+    np.testing.assert_array_equal(batch["prompt_targets"].any(1), word_batch["prompt_targets"])
+    for b in range(8):
+      target = letters.tokenizer.decode(batch["labels"][b][:batch["label_lengths"][b]].tolist())
+      own = next(s for s in sorted(spellings, key=len, reverse=True) if s.lower() in target.lower())
+      occurrences = int(word_batch["prompt_targets"][b].sum()) // len(own)
+      for u in range(int(batch["label_lengths"][b])):
+        a, z = letters.tokenizer.char_spans(target)[u]
+        piece = target[a:z].lower()
+        marked = bytes(batch["prompt_ids"][b][batch["prompt_targets"][b, u]].astype(np.uint8)).decode().lower()
+        if marked:  # the token's letters, once per occurrence
+          spelled += 1
+          assert len(marked) % occurrences == 0 and marked[:len(marked) // occurrences] in piece, (piece, marked)
+          assert marked[:len(marked) // occurrences] in own.lower()
+  assert spelled > 4 * 4

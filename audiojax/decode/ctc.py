@@ -132,33 +132,3 @@ def ctc_prefix_beam_search(log_probs, lengths, *, beam: int = 4, blank_id: int =
   nbest = ctc_prefix_beam_search_nbest(log_probs, lengths, beam=beam, blank_id=blank_id, context_graph=context_graph,
                                        lm=lm)
   return [hyps[0][0] if hyps else [] for hyps in nbest]
-
-
-def ctc_forced_alignment(log_probs, labels) -> np.ndarray:
-  """Viterbi alignment of ``labels (U,)`` (no blanks) to one utterance's ``log_probs (T, V)`` (blank id 0): the
-  most likely frame-label path that collapses to ``labels``, as ``(T,)`` ints: the index ``u`` of the label frame t
-  emits, or -1 where it emits blank. An error when ``labels`` need more frames than ``T``."""
-  log_probs = np.asarray(log_probs, np.float64)
-  labels = np.asarray(labels, np.int64)
-  frames, states = log_probs.shape[0], 2 * len(labels) + 1  # blank, l0, blank, l1, ..., blank
-  symbol = np.zeros(states, np.int64)
-  symbol[1::2] = labels
-  skip = np.zeros(states, bool)  # state s may be entered from s - 2: a label not repeating the one before
-  skip[3::2] = labels[1:] != labels[:-1]
-  score = np.full(states, -np.inf)
-  score[:2] = log_probs[0, symbol[:2]]
-  back = np.zeros((frames, states), np.int64)
-  for t in range(1, frames):
-    stay, step = score, np.concatenate([[-np.inf], score[:-1]])
-    jump = np.where(skip, np.concatenate([[-np.inf, -np.inf], score[:-2]]), -np.inf)
-    moves = np.stack([stay, step, jump])
-    back[t] = moves.argmax(0)
-    score = moves.max(0) + log_probs[t, symbol]
-  end = states - 1 if states == 1 or score[-1] >= score[-2] else states - 2
-  if not np.isfinite(score[end]):
-    raise UserError(f"CTC alignment: {len(labels)} labels (with repeats) do not fit in {frames} frames")
-  path = np.empty(frames, np.int64)
-  for t in range(frames - 1, -1, -1):
-    path[t] = end
-    end -= back[t, end]
-  return np.where(path % 2 == 1, path // 2, -1)

@@ -22,8 +22,9 @@ alike in transcript and prompts, and ``config.prompts.twin_share`` turns a share
 recording twice with its rare word spelled two ways and a prompt naming each twin's spelling
 (:meth:`TrainingBatch._twins`). With ``config.loss.prompt_guide_scale`` batches also carry ``prompt_targets (B, M)``
 bool, the prompt bytes of each row's rare words, and the loss pulls the first ``loss.prompt_guide_heads`` heads of
-every cross-attention toward them (:mod:`audiojax.objectives.prompt_guide`; with ``loss.prompt_guide_frames``,
-``(B, T, M)`` per encoder frame, which only :mod:`audiojax.eval.identical_audio` makes).
+every cross-attention toward them (:mod:`audiojax.objectives.prompt_guide`). With ``loss.prompt_guide_frames`` they
+carry ``(B, U, M)``, per label token the prompt bytes of the rare-word letters it spells, and each step's CTC
+alignment of the labels turns them into per-frame targets.
 ``config.data.speed_factors`` plays each training utterance at a factor drawn from them (Kaldi's speed perturbation,
 :mod:`audiojax.audio.speed`), among those that keep it within ``max_seconds``.
 
@@ -61,7 +62,7 @@ from audiojax.eval.wer import wer
 from audiojax.models import bert as bert_lib
 from audiojax.models import prompt_asr
 from audiojax.nn.attention import cross_attention_probs
-from audiojax.objectives.ctc import ctc_loss
+from audiojax.objectives.ctc import ctc_alignment, ctc_loss
 from audiojax.objectives.prompt_guide import frame_guide_loss, prompt_guide_loss
 from audiojax.objectives.rnnt import rnnt_loss, rnnt_loss_pruned
 from audiojax.text import prompts, styles
@@ -244,7 +245,9 @@ class TrainingBatch:
   respell_prob: float = 0.0  # per rare word: respell it in text, pre_text and list (``respell_rare_words``)
   twin_share: float = 0.0  # share of each batch's rows that are twin pairs (``_twins``)
   speed_factors: tuple[float, ...] = ()  # each row played at one drawn uniformly (``audio.speed``); () for none
-  guide_targets: bool = False  # add ``prompt_targets``: the prompt bytes of each row's rare words
+  # add ``prompt_targets``: "words", ``(B, M)`` the prompt bytes of each row's rare words; "letters", ``(B, U, M)``
+  # per label token, the prompt bytes of the rare-word letters it spells (``prompts.letter_positions``)
+  guide_targets: str = ""
 
   @functools.cached_property
   def tokenizer(self) -> Tokenizer:
@@ -275,8 +278,13 @@ class TrainingBatch:
                          else self.max_samples)
     batch = {**waves, "labels": labels, "label_lengths": label_lengths, "prompt_ids": ids,
              "prompt_lengths": lengths, "style_lengths": style_lengths}
-    if self.guide_targets:
+    if self.guide_targets == "words":
       batch["prompt_targets"] = prompts.word_positions(ids, lengths, style_lengths, rare_words)
+    elif self.guide_targets == "letters":
+      texts = [d.target_text for d in drawn]
+      batch["prompt_targets"] = prompts.letter_positions(ids, lengths, style_lengths, rare_words, texts,
+                                                         [self.tokenizer.char_spans(t) for t in texts],
+                                                         self.max_tokens)
     return batch
 
   def _perturb_speed(self, rng: np.random.Generator, row: dict) -> dict:
@@ -419,6 +427,7 @@ class AsrTask:
     if self.guide_scale and self.bert_dir:
       raise UserError("config.loss.prompt_guide_scale needs the byte prompt encoder (its targets are bytes of "
                       "names); set it to 0 with config.model.text_encoder='bert'")
+    self.guide_targets = ("letters" if self.guide_frames else "words") if self.guide_scale else ""
     if self.guide_scale and not 1 <= self.guide_heads <= self.model.num_heads:
       raise UserError(f"config.loss.prompt_guide_heads={self.guide_heads} must lie in 1..{self.model.num_heads} "
                       f"(the model's heads)")
@@ -434,11 +443,9 @@ class AsrTask:
             **({"prompt_targets": np.zeros(self._targets_shape(batch_size), bool)} if self.guide_scale else {})}
 
   def _targets_shape(self, batch_size: int) -> tuple[int, ...]:
-    """``prompt_targets``: ``(B, M)`` per utterance, or ``(B, T, M)`` per encoder frame with ``prompt_guide_frames``."""
-    if not self.guide_frames:
-      return (batch_size, self.max_prompt_length)
-    frames = int(prompt_asr.subsampled_lengths(prompt_asr.feature_lengths(np.int32(self.max_samples))))
-    return (batch_size, frames, self.max_prompt_length)
+    """``prompt_targets``: ``(B, M)`` per utterance, or ``(B, U, M)`` per label token with ``prompt_guide_frames``."""
+    return (batch_size, self.max_tokens, self.max_prompt_length) if self.guide_frames else (batch_size,
+                                                                                           self.max_prompt_length)
 
   def _inputs(self, batch: dict[str, jax.Array]) -> tuple[jax.Array, ...]:
     return (batch["wave"], batch["wave_lengths"], batch["prompt_ids"], batch["prompt_lengths"],
@@ -492,24 +499,29 @@ class AsrTask:
     ctc_per_token = jnp.sum(ctc) / jnp.maximum(jnp.sum(jnp.where(feasible, label_lengths, 0)), 1)
     loss = float(cfg.rnnt_weight) * transducer + float(cfg.ctc_weight) * ctc_per_token
     if self.guide_scale:
-      guide, mass = self._guide(params, captured["intermediates"], batch, enc_lengths)
+      guide, mass = self._guide(params, captured["intermediates"], batch, out)
       loss = loss + self.guide_scale * guide
       metrics.update(prompt_guide_loss=guide, prompt_guide_mass=mass)
     metrics.update(loss=loss, rnnt_loss=transducer, ctc_loss=ctc_per_token,
                    ctc_feasible=jnp.mean(feasible.astype(jnp.float32)))
     return loss, (metrics, dict(model_state))
 
-  def _guide(self, params: Any, captured: dict, batch: dict[str, jax.Array], enc_lengths: jax.Array
+  def _guide(self, params: Any, captured: dict, batch: dict[str, jax.Array], out: dict[str, jax.Array]
              ) -> tuple[jax.Array, jax.Array]:
     """:func:`~audiojax.objectives.prompt_guide.prompt_guide_loss` of the first ``loss.prompt_guide_heads`` heads of
-    every crossing layer, from the captured prompt memory (before memory dropout) and cross-attention queries."""
+    every crossing layer, from the captured prompt memory (before memory dropout) and cross-attention queries. With
+    ``prompt_guide_frames``, :func:`~audiojax.objectives.prompt_guide.frame_guide_loss`: each frame that the Viterbi
+    alignment of the labels by this step's CTC head gives to a token targets that token's letter bytes."""
     memory = captured["prompt_encoder"]["__call__"][0]
     weights = [cross_attention_probs(params[layer]["cross_attn"], sub["norm_cross_attn"]["__call__"][0], memory,
                                      batch["prompt_lengths"], heads=self.guide_heads)
                for layer, sub in sorted(captured.items()) if "norm_cross_attn" in sub]
-    if self.guide_frames:
-      return frame_guide_loss(weights, batch["prompt_targets"])
-    return prompt_guide_loss(weights, batch["prompt_targets"], enc_lengths)
+    if not self.guide_frames:
+      return prompt_guide_loss(weights, batch["prompt_targets"], out["enc_lengths"])
+    align = ctc_alignment(jax.nn.log_softmax(out["ctc_logits"].astype(jnp.float32)), out["enc_lengths"],
+                          batch["labels"], batch["label_lengths"], blank_id=self.tokenizer.blank_id)  # (B, T)
+    frame_targets = jnp.take_along_axis(batch["prompt_targets"], jnp.maximum(align, 0)[:, :, None], axis=1)
+    return frame_guide_loss(weights, frame_targets & (align >= 0)[:, :, None])
 
   def predict(self, variables: Any, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Greedy decoding on device (the transducer, or the CTC head's best path with ``config.eval.decoder="ctc"``):
@@ -573,9 +585,6 @@ class AsrTask:
 
   def train_dataset(self, seed: int):
     data, p = self.config.data, self.config.prompts
-    if self.guide_frames:
-      raise UserError("config.loss.prompt_guide_frames needs per-frame targets from a CTC alignment, which only "
-                      "'python -m audiojax.eval.identical_audio --aligned-guide' makes; set it to False to train")
     local_batch = int(self.config.train.batch_size) // jax.process_count()
     buckets = self.bucket_samples()
     batcher = TrainingBatch(tokenizer_path(self.config), self.max_tokens, self.max_prompt_length,
@@ -584,7 +593,7 @@ class AsrTask:
                             bucket_samples=buckets, respell_prob=float(p.respell_prob),
                             twin_share=float(p.twin_share),
                             speed_factors=speed.checked_factors(data.speed_factors, "config.data.speed_factors"),
-                            guide_targets=bool(self.guide_scale))
+                            guide_targets=self.guide_targets)
     source = pipeline.host_shard(self._source(data.train_split), data.name)
     decode = DecodeSpeech(self.max_samples, self.sample_rate, data.name)
     if buckets:

@@ -107,6 +107,12 @@ def decode_prompt(ids: np.ndarray, length: int) -> tuple[str, str]:
   return bytes(ids[:sep]).decode("utf-8"), bytes(ids[sep + 1:]).decode("utf-8")
 
 
+def _word_starts(content: bytes, word: str) -> list[int]:
+  """Where ``word`` starts as a whole word, in any case, in the lower-cased bytes ``content``."""
+  pattern = rb"(?<![a-z0-9])" + re.escape(word.lower().encode("utf-8")) + rb"(?![a-z0-9])"
+  return [match.start() for match in re.finditer(pattern, content)]
+
+
 def word_positions(ids: np.ndarray, lengths: np.ndarray, style_lengths: np.ndarray,
                    words: Sequence[Sequence[str]]) -> np.ndarray:
   """``(B, M)`` bool: the positions of byte prompts ``ids (B, M)`` (:func:`encode_prompts`) holding a whole-word
@@ -117,9 +123,36 @@ def word_positions(ids: np.ndarray, lengths: np.ndarray, style_lengths: np.ndarr
     start, stop = int(style_lengths[b]), int(lengths[b])
     content = bytes(ids[b, start:stop].astype(np.uint8)).lower()
     for word in row_words:
-      pattern = rb"(?<![a-z0-9])" + re.escape(word.lower().encode("utf-8")) + rb"(?![a-z0-9])"
-      for match in re.finditer(pattern, content):
-        found[b, start + match.start():start + match.end()] = True
+      for at in _word_starts(content, word):
+        found[b, start + at:start + at + len(word.lower().encode("utf-8"))] = True
+  return found
+
+
+def letter_positions(ids: np.ndarray, lengths: np.ndarray, style_lengths: np.ndarray,
+                     words: Sequence[Sequence[str]], texts: Sequence[str],
+                     spans: Sequence[Sequence[tuple[int, int]] | None], num_tokens: int) -> np.ndarray:
+  """``(B, num_tokens, M)`` bool: for each token ``u`` of row b's transcript ``texts[b]`` (characters
+  ``spans[b][u]``, :meth:`~audiojax.text.tokenizer.Tokenizer.char_spans`) that spells letters of a whole-word
+  occurrence, in any case, of one of ``words[b]``, the prompt bytes holding the same letters in every occurrence of
+  that word in the content bytes the encoding kept (as :func:`word_positions` marks them). A row whose ``spans`` is
+  None (pieces that do not spell the text back) has no targets."""
+  found = np.zeros((ids.shape[0], num_tokens, ids.shape[1]), bool)
+  for b, (row_words, text, row_spans) in enumerate(zip(words, texts, spans)):
+    if row_spans is None:
+      continue
+    start, stop = int(style_lengths[b]), int(lengths[b])
+    content = bytes(ids[b, start:stop].astype(np.uint8)).lower()
+    for word in row_words:
+      in_prompt = np.asarray(_word_starts(content, word), np.int64) + start
+      if not in_prompt.size:
+        continue
+      size = len(word.lower().encode("utf-8"))
+      for said in re.finditer(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", text, re.IGNORECASE):
+        for u, (a, z) in enumerate(row_spans):
+          if max(a, said.start()) < min(z, said.end()):
+            first = len(text[said.start():max(a, said.start())].lower().encode("utf-8"))
+            last = min(len(text[said.start():min(z, said.end())].lower().encode("utf-8")), size)
+            found[b, u, (in_prompt[:, None] + np.arange(first, last)[None]).reshape(-1)] = True
   return found
 
 

@@ -100,18 +100,31 @@ class Tokenizer:
 
   def char_spans(self, text: str) -> list[tuple[int, int]] | None:
     """The ``[start, end)`` characters of ``text`` each token of :meth:`encode` spells (the word-boundary mark ``▁``
-    counts as the space before a word); None when the pieces do not spell ``text`` back exactly (byte fallback or
-    normalisation)."""
-    spans, at = [], 0
+    counts as the space before a word; the byte pieces of one byte-fallback character all span that character);
+    None when the pieces do not spell ``text`` back exactly (normalisation changed it)."""
+    spans, at, pending, held = [], 0, b"", 0  # pending: the bytes of a character not yet complete, from held pieces
     for k, token in enumerate(self.encode(text)):
+      if self._sp.is_byte(token):
+        pending, held = pending + bytes([int(self.piece(token)[1:-1], 16)]), held + 1
+        try:
+          piece = pending.decode("utf-8")
+        except UnicodeDecodeError:
+          if len(pending) < 4:
+            continue
+          return None
+        if text[at:at + len(piece)] != piece:
+          return None
+        spans += [(at, at + len(piece))] * held
+        at, pending, held = at + len(piece), b"", 0
+        continue
       piece = self.piece(token).replace("\u2581", " ")
       if k == 0 and piece.startswith(" "):
         piece = piece[1:]  # the mark SentencePiece puts before the text
-      if text[at:at + len(piece)] != piece:
+      if pending or text[at:at + len(piece)] != piece:
         return None
       spans.append((at, at + len(piece)))
       at += len(piece)
-    return spans if at == len(text) else None
+    return spans if at == len(text) and not pending else None
 
   def encode(self, text: str) -> list[int]:
     """Token ids of ``text`` (never 0)."""
