@@ -84,7 +84,13 @@ Expected: **The default run (``:steps=8000``, ``data.speed_factors=(0.9, 1.0, 1.
             7.9 nats at step 25 to 3.7 at 1,500; the guided head's weight on the frame's letters rises from 1.0 %
             to 3.9 %. Test, as above: WER 29.3 % (30.6 %); name recall **25.5 % with the preceding text, 24.75 %
             with no prompt, 25.0 % with the list** (25.5 / 25.25 / 25.75 %); mixed-punc 26.7 % (27.2 %), recall
-            19.0 % (22.0 %), 100 % in style. No gain: within 400 utterances' noise (3 names).
+            19.0 % (22.0 %), 100 % in style. No gain: within 400 utterances' noise (3 names). With the cross-attention
+            and prompt encoder at 10x the learning rate (``--config.optim.scaled_lr_params='cross_attn|prompt_encoder'
+            --config.optim.scaled_lr_factor=10``) the guide loss ends at 3.1 nats and the weight on the letters at
+            8.2 %: recall 23.0 / 24.0 / 24.0 %, WER 29.6 %, mixed-punc 27.2 % / 18.75 %. At scale 4 (stopped at
+            step 200) the guide loss was 4.44 at step 200, as at scale 1 (4.42): Adam's step, not the loss weight,
+            sets the pace. The identical-audio runs copy once head 0 puts ~55 % of its weight on the name; main
+            training stays far below that.
           - Real recorded speech (``corpus_wer --dataset asterisk_en``, greedy): 104.9 % transducer, 108.3 % CTC
             ("One moment, please." → "Ronevomyr crie."): 15 espeak-ng voices played at 3 speeds do not reach a
             human voice.
