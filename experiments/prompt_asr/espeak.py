@@ -90,7 +90,9 @@ Expected: **The default run (``:steps=8000``, ``data.speed_factors=(0.9, 1.0, 1.
             8.2 %: recall 23.0 / 24.0 / 24.0 %, WER 29.6 %, mixed-punc 27.2 % / 18.75 %. At scale 4 (stopped at
             step 200) the guide loss was 4.44 at step 200, as at scale 1 (4.42): Adam's step, not the loss weight,
             sets the pace. The identical-audio runs copy once head 0 puts ~55 % of its weight on the name; main
-            training stays far below that.
+            training stays far below that. Twin-heavy batches as well (``:steps=1000``, the 10x lr and
+            ``--config.prompts.twin_share=1.0``, 15 min): weight on the letters 0.8 → 5.3 %, recall 24.25 / 24.0 /
+            24.75 %, WER 29.0 % (29.8 % with no prompt), mixed-punc 25.8 % / 21.75 %. No gain.
           - Real recorded speech (``corpus_wer --dataset asterisk_en``, greedy): 104.9 % transducer, 108.3 % CTC
             ("One moment, please." → "Ronevomyr crie."): 15 espeak-ng voices played at 3 speeds do not reach a
             human voice.
