@@ -221,15 +221,10 @@ def batch_of(task: asr.AsrTask, rows: list[dict], targets: bool = True) -> dict[
   batch = {"wave": np.stack([r["wave"] for r in rows]), "wave_lengths": np.asarray([r["wave_length"] for r in rows]),
            "labels": labels, "label_lengths": label_lengths, "prompt_ids": ids, "prompt_lengths": lengths,
            "style_lengths": style_lengths}
-  if targets and task.guide_frames:
-    spans = [task.tokenizer.char_spans(r["text"]) for r in rows]
-    for row, row_spans in zip(rows, spans):
-      if row_spans is None:
-        raise UserError(f"the tokenizer's pieces do not spell '{row['text']}' back; the aligned guide needs them to")
-    batch["prompt_targets"] = prompts.letter_positions(ids, lengths, style_lengths, [[r["spelling"]] for r in rows],
-                                                       [r["text"] for r in rows], spans, task.max_tokens)
-  elif targets and task.guide_scale:
-    batch["prompt_targets"] = name_positions(ids, lengths, style_lengths, rows)
+  if targets and task.guide_targets:
+    batch["prompt_targets"] = asr.guide_targets(task.guide_targets, task.tokenizer, task.max_tokens, ids, lengths,
+                                                style_lengths, [[r["spelling"]] for r in rows],
+                                                [r["text"] for r in rows], strict=True)
   return batch
 
 

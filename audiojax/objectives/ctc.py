@@ -80,7 +80,7 @@ def ctc_alignment(log_probs: jax.Array, logit_lengths: jax.Array, labels: jax.Ar
   end_blank = jnp.take_along_axis(score, last[:, None], 1)[:, 0]
   end_label = jnp.take_along_axis(score, jnp.maximum(last - 1, 0)[:, None], 1)[:, 0]
   end = jnp.where((label_lengths == 0) | (end_blank >= end_label), last, last - 1)
-  feasible = jnp.isfinite(jnp.maximum(end_blank, jnp.where(label_lengths > 0, end_label, -jnp.inf)))
+  feasible = jnp.isfinite(jnp.where(end == last, end_blank, end_label))
 
   def backward(state, back_t):
     return state - jnp.take_along_axis(back_t, state[:, None], 1)[:, 0].astype(jnp.int32), state

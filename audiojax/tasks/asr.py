@@ -208,6 +208,23 @@ def _labels(tokenizer: Tokenizer, texts: list[str], max_tokens: int, ids: list[s
   return labels, np.asarray([len(t) for t in encoded], np.int32)
 
 
+def guide_targets(kind: str, tokenizer: Tokenizer, max_tokens: int, ids: np.ndarray, lengths: np.ndarray,
+                  style_lengths: np.ndarray, words: list[list[str]], texts: list[str], strict: bool = False
+                  ) -> np.ndarray:
+  """The attention guide's ``prompt_targets`` for byte prompts ``ids (B, M)`` whose rows say ``words[b]`` in
+  transcripts ``texts``: ``kind="words"``, ``(B, M)`` the bytes of the words (:func:`prompts.word_positions`);
+  ``"letters"``, ``(B, max_tokens, M)`` per label token the bytes of the letters it spells
+  (:func:`prompts.letter_positions`). A row whose pieces do not spell its text back gets no letter targets, or with
+  ``strict`` an error."""
+  if kind == "words":
+    return prompts.word_positions(ids, lengths, style_lengths, words)
+  spans = [tokenizer.char_spans(t) for t in texts]
+  for text, row_spans in zip(texts, spans):
+    if strict and row_spans is None:
+      raise UserError(f"the tokenizer's pieces do not spell '{text}' back; the aligned guide needs them to")
+  return prompts.letter_positions(ids, lengths, style_lengths, words, texts, spans, max_tokens)
+
+
 def _word_pattern(word: str) -> re.Pattern:
   """``word`` as a whole word."""
   return re.compile(rf"\b{re.escape(word)}\b")
@@ -278,13 +295,9 @@ class TrainingBatch:
                          else self.max_samples)
     batch = {**waves, "labels": labels, "label_lengths": label_lengths, "prompt_ids": ids,
              "prompt_lengths": lengths, "style_lengths": style_lengths}
-    if self.guide_targets == "words":
-      batch["prompt_targets"] = prompts.word_positions(ids, lengths, style_lengths, rare_words)
-    elif self.guide_targets == "letters":
-      texts = [d.target_text for d in drawn]
-      batch["prompt_targets"] = prompts.letter_positions(ids, lengths, style_lengths, rare_words, texts,
-                                                         [self.tokenizer.char_spans(t) for t in texts],
-                                                         self.max_tokens)
+    if self.guide_targets:
+      batch["prompt_targets"] = guide_targets(self.guide_targets, self.tokenizer, self.max_tokens, ids, lengths,
+                                              style_lengths, rare_words, [d.target_text for d in drawn])
     return batch
 
   def _perturb_speed(self, rng: np.random.Generator, row: dict) -> dict:
@@ -444,8 +457,9 @@ class AsrTask:
 
   def _targets_shape(self, batch_size: int) -> tuple[int, ...]:
     """``prompt_targets``: ``(B, M)`` per utterance, or ``(B, U, M)`` per label token with ``prompt_guide_frames``."""
-    return (batch_size, self.max_tokens, self.max_prompt_length) if self.guide_frames else (batch_size,
-                                                                                           self.max_prompt_length)
+    if self.guide_frames:
+      return (batch_size, self.max_tokens, self.max_prompt_length)
+    return (batch_size, self.max_prompt_length)
 
   def _inputs(self, batch: dict[str, jax.Array]) -> tuple[jax.Array, ...]:
     return (batch["wave"], batch["wave_lengths"], batch["prompt_ids"], batch["prompt_lengths"],

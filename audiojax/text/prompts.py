@@ -107,10 +107,11 @@ def decode_prompt(ids: np.ndarray, length: int) -> tuple[str, str]:
   return bytes(ids[:sep]).decode("utf-8"), bytes(ids[sep + 1:]).decode("utf-8")
 
 
-def _word_starts(content: bytes, word: str) -> list[int]:
-  """Where ``word`` starts as a whole word, in any case, in the lower-cased bytes ``content``."""
+def _word_spans(content: bytes, word: str) -> list[tuple[int, int]]:
+  """The ``[start, end)`` bytes of each whole-word occurrence of ``word``, in any case, in the lower-cased bytes
+  ``content``."""
   pattern = rb"(?<![a-z0-9])" + re.escape(word.lower().encode("utf-8")) + rb"(?![a-z0-9])"
-  return [match.start() for match in re.finditer(pattern, content)]
+  return [match.span() for match in re.finditer(pattern, content)]
 
 
 def word_positions(ids: np.ndarray, lengths: np.ndarray, style_lengths: np.ndarray,
@@ -123,8 +124,8 @@ def word_positions(ids: np.ndarray, lengths: np.ndarray, style_lengths: np.ndarr
     start, stop = int(style_lengths[b]), int(lengths[b])
     content = bytes(ids[b, start:stop].astype(np.uint8)).lower()
     for word in row_words:
-      for at in _word_starts(content, word):
-        found[b, start + at:start + at + len(word.lower().encode("utf-8"))] = True
+      for at, end in _word_spans(content, word):
+        found[b, start + at:start + end] = True
   return found
 
 
@@ -143,10 +144,11 @@ def letter_positions(ids: np.ndarray, lengths: np.ndarray, style_lengths: np.nda
     start, stop = int(style_lengths[b]), int(lengths[b])
     content = bytes(ids[b, start:stop].astype(np.uint8)).lower()
     for word in row_words:
-      in_prompt = np.asarray(_word_starts(content, word), np.int64) + start
-      if not in_prompt.size:
+      occurrences = _word_spans(content, word)
+      if not occurrences:
         continue
-      size = len(word.lower().encode("utf-8"))
+      in_prompt = start + np.asarray([at for at, _ in occurrences], np.int64)
+      size = occurrences[0][1] - occurrences[0][0]
       for said in re.finditer(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", text, re.IGNORECASE):
         for u, (a, z) in enumerate(row_spans):
           if max(a, said.start()) < min(z, said.end()):
