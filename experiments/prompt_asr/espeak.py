@@ -93,6 +93,20 @@ Expected: **The default run (``:steps=8000``, ``data.speed_factors=(0.9, 1.0, 1.
             training stays far below that. Twin-heavy batches as well (``:steps=1000``, the 10x lr and
             ``--config.prompts.twin_share=1.0``, 15 min): weight on the letters 0.8 → 5.3 %, recall 24.25 / 24.0 /
             24.75 %, WER 29.0 % (29.8 % with no prompt), mixed-punc 25.8 % / 21.75 %. No gain.
+          - **The letter-aligned guide from step 0** (the default run plus ``--config.prompts.respell_prob=0.5
+            --config.prompts.twin_share=0.25 --config.loss.prompt_guide_scale=1 --config.loss.prompt_guide_frames=True``
+            and the 8,000-step model's tokenizer; 1 h 43 min on 2 cores, 0.76 s/step): the guided head's weight on
+            the frame's letters is 0.8 % at step 25, 7.4 % at 1,000, 16.3 % at 4,000 and 19.4 % at 8,000, twice the
+            fine-tunes' at most. Test, as above (the unguided 8,000-step model in brackets): greedy transducer WER
+            33.4 % (30.6 %), name recall **20.75 % with the preceding text, 20.0 % with no prompt, 19.0 % with the
+            list** (25.5 / 25.25 / 25.75 %); mixed-punc 31.1 % / 23.5 %, 100 % in style. Greedy CTC (``eval.biasing
+            --decoder ctc --style upper-no-punc``): WER 43.4 % (36.3 %), recall 18.0 / 16.2 / 17.8 % (16.8 / 17.2 /
+            17.0 %), i.e. 7 names of 400 for the prompt; hotwords for the list (beam 4, no LM) 72.2 % (69.5 %),
+            0.0 % false alarms. So no real gain on held-out names, at a cost of 2.8 points of WER (7.1 with CTC).
+            It does prepare the copy: identical-audio from this model, unguided (``--steps 400``): **95.3 / 96.9 %** at step 400 with
+            seeds 1 / 3 (from the unguided model 93.8 / 90.6 %), 92.2 / 90.6 % already at step 200 (84.4 / 78.1 %),
+            same length 78.6 / 85.7 % (71.4 / 57.1 %); head 0 puts 13-14 % of its weight on the name (6 % of the
+            prompt) before and after. The model copies a prompt when its data make it pay, not on held-out names.
           - Real recorded speech (``corpus_wer --dataset asterisk_en``, greedy): 104.9 % transducer, 108.3 % CTC
             ("One moment, please." → "Ronevomyr crie."): 15 espeak-ng voices played at 3 speeds do not reach a
             human voice.
