@@ -103,10 +103,11 @@ Expected: **The default run (``:steps=8000``, ``data.speed_factors=(0.9, 1.0, 1.
             --decoder ctc --style upper-no-punc``): WER 43.4 % (36.3 %), recall 18.0 / 16.2 / 17.8 % (16.8 / 17.2 /
             17.0 %), i.e. 7 names of 400 for the prompt; hotwords for the list (beam 4, no LM) 72.2 % (69.5 %),
             0.0 % false alarms. So no real gain on held-out names, at a cost of 2.8 points of WER (7.1 with CTC).
-            It does prepare the copy: identical-audio from this model, unguided (``--steps 400``): **95.3 / 96.9 %** at step 400 with
-            seeds 1 / 3 (from the unguided model 93.8 / 90.6 %), 92.2 / 90.6 % already at step 200 (84.4 / 78.1 %),
-            same length 78.6 / 85.7 % (71.4 / 57.1 %); head 0 puts 13-14 % of its weight on the name (6 % of the
-            prompt) before and after. The model copies a prompt when its data make it pay, not on held-out names.
+            It does prepare the copy: identical-audio from this model, unguided (``--steps 400``): **95.3 / 96.9 %**
+            at step 400 with seeds 1 / 3 (from the unguided model 93.8 / 90.6 %), 92.2 / 90.6 % already at step 200
+            (84.4 / 78.1 %), same length 78.6 / 85.7 % (71.4 / 57.1 %); head 0 puts 13-14 % of its weight on the
+            name (6 % of the prompt) before and after. The model copies a prompt when its data make it pay, not on
+            held-out names.
           - Real recorded speech (``corpus_wer --dataset asterisk_en``, greedy): 104.9 % transducer, 108.3 % CTC
             ("One moment, please." → "Ronevomyr crie."): 15 espeak-ng voices played at 3 speeds do not reach a
             human voice.
