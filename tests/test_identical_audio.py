@@ -70,14 +70,14 @@ def test_biasing_lists_hold_the_spelling_among_distractors_and_twins_differ_only
     with_biasing_lists(items, distractors=4)
 
 
-def test_name_positions_find_the_spelling_in_the_kept_content_bytes():
-  from audiojax.eval.identical_audio import name_positions
+def test_name_attention_positions_find_the_spelling_in_the_kept_content_bytes():
+  """``name_attention`` measures the weight on ``prompts.word_positions`` of each item's spelling."""
   from audiojax.text import prompts
 
-  rows = [{"spelling": "Kaludor"}, {"spelling": "Selifi"}, {"spelling": "Lanzar"}]
+  spellings = [["Kaludor"], ["Selifi"], ["Lanzar"]]
   ids, lengths, style_lengths = prompts.encode_prompts(
       [("Style.", "Ask Kaludor now."), ("S.", "lanzar selifi"), ("S.", "Lanzar " + "x" * 40 + " end")], 24)
-  found = name_positions(ids, lengths, style_lengths, rows)
+  found = prompts.word_positions(ids, lengths, style_lengths, spellings)
   assert bytes(ids[0][found[0]].astype(np.uint8)) == b"Kaludor"
   assert bytes(ids[1][found[1]].astype(np.uint8)) == b"selifi"  # any case
   assert not found[2].any()  # the content kept its end: the name was cut off

@@ -2,6 +2,7 @@
 import re
 
 import numpy as np
+import pytest
 
 from audiojax.objectives.prompt_guide import EPS, prompt_guide_loss
 from audiojax.text import prompts
@@ -107,6 +108,20 @@ def test_char_spans_map_each_token_to_the_letters_it_spells(tmp_path):
       assert z - a == 1 and bytes([int(piece[1:-1], 16)]) in text[a:z].encode()
   assert byte_spans.count((3, 4)) == 2 and byte_spans.count((5, 6)) == 3  # é: 2 bytes, ☃: 3
 
+
+
+def test_guide_targets_refuse_text_the_pieces_do_not_spell_back_only_when_strict(tmp_path):
+  from audiojax.errors import UserError
+  from audiojax.tasks.asr import guide_targets
+  from audiojax.text.tokenizer import Tokenizer, train_bpe
+  tokenizer = Tokenizer(train_bpe(["Ask Kaludor now.", "KALUDOR AND THE RIVER"] * 30, str(tmp_path / "bpe"), 300))
+  text = "Ask  Kaludor now."  # the tokenizer collapses the double space, so its pieces do not spell this back
+  assert tokenizer.char_spans(text) is None
+  ids, lengths, style_lengths = prompts.encode_prompts([("S.", "Kaludor came.")], 32)
+  args = ("letters", tokenizer, 8, ids, lengths, style_lengths, [["Kaludor"]], [text])
+  assert not guide_targets(*args).any()
+  with pytest.raises(UserError, match="do not spell 'Ask  Kaludor now.' back"):
+    guide_targets(*args, strict=True)
 
 
 def test_letter_positions_point_each_token_at_its_letters_in_every_occurrence():

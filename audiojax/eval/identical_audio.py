@@ -260,12 +260,6 @@ def shares_by_kind(kinds: list[str], hits: list[bool]) -> dict[str, dict[str, fl
           for kind in sorted(set(kinds))}
 
 
-def name_positions(ids: np.ndarray, lengths: np.ndarray, style_lengths: np.ndarray, rows: list[dict]) -> np.ndarray:
-  """``(B, M)`` bool: the prompt positions holding each row's spelling (any case, as a whole word) in the content
-  bytes the encoding kept (:func:`~audiojax.text.prompts.word_positions`)."""
-  return prompts.word_positions(ids, lengths, style_lengths, [[row["spelling"]] for row in rows])
-
-
 def name_attention(task: asr.AsrTask, variables: dict, items: list[dict], batch_size: int) -> dict | None:
   """The cross-attention weight on the name's bytes (:func:`prompt_attention.mass_on`, per layer and head) next to
   ``name_share``, the name's share of the prompt positions: what attention spread evenly would put there. ``None``
@@ -279,7 +273,8 @@ def name_attention(task: asr.AsrTask, variables: dict, items: list[dict], batch_
     weights, enc_lengths, _ = prompt_attention.cross_attention_weights(
         task.model, variables, batch["wave"], batch["wave_lengths"], batch["prompt_ids"], batch["prompt_lengths"],
         batch["style_lengths"])
-    names = name_positions(batch["prompt_ids"], batch["prompt_lengths"], batch["style_lengths"], rows)
+    names = prompts.word_positions(batch["prompt_ids"], batch["prompt_lengths"], batch["style_lengths"],
+                                   [[row["spelling"]] for row in rows])
     shares.extend(names.sum(1) / batch["prompt_lengths"])
     for layer, w in weights.items():
       mass = prompt_attention.mass_on(w, names, enc_lengths)

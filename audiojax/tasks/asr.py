@@ -219,9 +219,9 @@ def guide_targets(kind: str, tokenizer: Tokenizer, max_tokens: int, ids: np.ndar
   if kind == "words":
     return prompts.word_positions(ids, lengths, style_lengths, words)
   spans = [tokenizer.char_spans(t) for t in texts]
-  for text, row_spans in zip(texts, spans):
-    if strict and row_spans is None:
-      raise UserError(f"the tokenizer's pieces do not spell '{text}' back; the aligned guide needs them to")
+  if strict and None in spans:
+    text = texts[spans.index(None)]
+    raise UserError(f"the tokenizer's pieces do not spell '{text}' back; the aligned guide needs them to")
   return prompts.letter_positions(ids, lengths, style_lengths, words, texts, spans, max_tokens)
 
 
