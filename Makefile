@@ -30,9 +30,9 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)
-	$(PY) -m audiojax bench
-	$(PY) -m audiojax.bench_asr
-	$(PY) -m audiojax.kernels.bench_attention
+	$(PY) -m audiojax bench ced
+	$(PY) -m audiojax bench prompt-asr
+	$(PY) -m audiojax bench attention
 
 clean:
 	rm -rf $(VENV) data workdirs

@@ -1,6 +1,8 @@
 """Test setup: 8 simulated CPU devices (sharding tests), float32 matmuls at full precision."""
 import os
 
+from audiojax.tasks import registry
+
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("AUDIOJAX_COMPILATION_CACHE", "")  # in-process CLI calls compile afresh, like the rest
@@ -23,8 +25,8 @@ def tiny_data_dir(tmp_path_factory):
 
 def smoke_config(data_dir, **train):
   """The demo experiment's smoke setting reading the session's tiny corpus."""
-  from audiojax import config as config_lib
-  c = config_lib.load("experiments/ced/demo.py:smoke")
+  from audiojax.config import loader as config_lib
+  c = config_lib.load("experiments/ced/demo.py:local")
   c.data.data_dir = data_dir
   c.train.progress_bar = False
   for key, value in train.items():
@@ -38,5 +40,5 @@ def trained_workdir(tiny_data_dir, tmp_path_factory):
   """A workdir trained by the smoke config (checkpoint, config, class names, metrics)."""
   from audiojax.train import loop
   workdir = str(tmp_path_factory.mktemp("trained"))
-  loop.train(smoke_config(tiny_data_dir), workdir)
+  loop.train(registry.build(smoke_config(tiny_data_dir)), workdir)
   return workdir

@@ -10,10 +10,13 @@ import pytest
 import soundfile as sf
 import tensorflow_datasets as tfds
 
-from audiojax import config as config_lib
-from audiojax import asr_inference
-from audiojax.asr_inference import Transcriber
+from audiojax import cli
+from audiojax.config import loader as config_lib
 from audiojax.data.builders import espeak_prompt
+from audiojax.inference import load
+from audiojax.inference import transcriber as asr_inference
+from audiojax.inference.transcriber import Transcriber
+from audiojax.tasks import registry
 from audiojax.train import loop
 
 
@@ -28,10 +31,10 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def workdir(data_dir, tmp_path_factory):
-  config = config_lib.load("experiments/prompt_asr/espeak.py:smoke")
+  config = config_lib.load("experiments/prompt_asr/espeak.py:local")
   config.data.data_dir = data_dir
   wd = str(tmp_path_factory.mktemp("asr"))
-  result = loop.train(config, wd)
+  result = loop.train(registry.build(config), wd)
   return wd, result
 
 
@@ -69,9 +72,8 @@ def test_transcribe_cli_reads_the_workdir(workdir, data_dir, tmp_path):
 
 def test_exported_model_directory_transcribes_like_the_workdir(workdir, data_dir, tmp_path):
   wd, _ = workdir
-  config = config_lib.restore(os.path.join(wd, "config.json"))
-  model, variables, _, _ = asr_inference.load(wd)
-  asr_inference.save(str(tmp_path / "model"), config, variables, os.path.join(wd, "tokenizer.model"))
+  model, variables, _, _ = load.prompt_asr(wd)
+  registry.task_for_workdir(wd).export(str(tmp_path / "model"), variables)
   source = tfds.data_source("espeak_prompt/tiny", split="test", data_dir=data_dir)
   wave = source[0]["audio"].astype(np.float32) / 32768.0
   texts = [Transcriber.from_checkpoint(path).transcribe_window(wave, "Mixed case.", "A prompt.")
@@ -92,7 +94,7 @@ def test_batched_transcription_and_the_rare_word_study(workdir, data_dir, tmp_pa
                      for w, (s, c), g in zip(waves, pairs, graphs)]
   out = tmp_path / "study.json"
   env = {**os.environ, "PYTHONPATH": os.getcwd()}
-  run = subprocess.run([sys.executable, "-m", "audiojax.eval.biasing", "--checkpoint", wd, "--data-dir", data_dir,
+  run = subprocess.run([sys.executable, "experiments/prompt_asr/studies/biasing.py", "--checkpoint", wd, "--data-dir", data_dir,
                         "--limit", "6", "--distractors", "3", "--batch-size", "4", "--bonus", "2", "5", "--beam", "3",
                         "--json", str(out)],
                        capture_output=True, text=True, env=env, check=False)
@@ -105,7 +107,7 @@ def test_batched_transcription_and_the_rare_word_study(workdir, data_dir, tmp_pa
 
 
 def test_corpus_transcription_equals_transcribing_each_file(workdir, data_dir, tmp_path):
-  from audiojax.eval.corpus_wer import transcribe_corpus
+  from audiojax.inference.transcriber import transcribe_corpus
 
   wd, _ = workdir
   transcriber = Transcriber.from_checkpoint(wd)
@@ -126,7 +128,7 @@ def test_corpus_transcription_equals_transcribing_each_file(workdir, data_dir, t
 def test_length_buckets_cut_only_padding_and_resume_exactly(data_dir):
   from audiojax.audio.io import from_pcm16
   from audiojax.tasks.asr import AsrTask
-  config = config_lib.load("experiments/prompt_asr/espeak.py:smoke")
+  config = config_lib.load("experiments/prompt_asr/espeak.py:local")
   config.data.data_dir = data_dir
   config.data.bucket_seconds = (1.5, 2.5, 3.5)
   task = AsrTask(config)
@@ -153,9 +155,10 @@ def test_length_buckets_cut_only_padding_and_resume_exactly(data_dir):
 
 def test_ctc_decoder_reads_the_ctc_head_in_inference_and_evaluation(workdir, data_dir):
   import jax
+
   from audiojax.tasks.asr import AsrTask
   wd, _ = workdir
-  model, variables, tokenizer, settings = asr_inference.load(wd)
+  model, variables, tokenizer, settings = load.prompt_asr(wd)
   source = tfds.data_source("espeak_prompt/tiny", split="test", data_dir=data_dir)
   waves = [source[i]["audio"].astype(np.float32) / 32768.0 for i in range(3)]
   pairs = [("Mixed case.", "A prompt."), ("UPPER CASE", ""), ("Mixed case.", "Zorbak Kalavik")]
@@ -196,30 +199,29 @@ def test_ctc_decoder_reads_the_ctc_head_in_inference_and_evaluation(workdir, dat
 
 
 def test_corpus_wer_with_a_character_lm_from_the_training_transcripts(workdir, data_dir, tmp_path, capsys):
-  from audiojax.eval import corpus_wer
-  from audiojax.text import lm_corpus
 
   wd, _ = workdir
   lm_text = tmp_path / "lm.txt"
-  lm_corpus.main(["--dataset", "espeak_prompt/tiny", "--data-dir", data_dir, "--out", str(lm_text), "--order", "4"])
+  cli.main(["lm-corpus", "--dataset", "espeak_prompt/tiny", "--data-dir", data_dir, "--out", str(lm_text), "--order",
+            "4"])
   train = tfds.data_source("espeak_prompt/tiny", split="train", data_dir=data_dir)
   lines = lm_text.read_text(encoding="utf-8").splitlines()
   assert len(lines) == 2 * len(train) and lines[len(train)] == lines[len(train)].upper()
   assert "per-character perplexity" in capsys.readouterr().out
   common = ["--checkpoint", wd, "--dataset", "espeak_prompt/tiny", "--data-dir", data_dir, "--limit", "3"]
-  corpus_wer.main(common + ["--decoder", "ctc", "--beam", "3", "--lm", str(lm_text), "--lm-order", "4",
-                            "--lm-weight", "0.6"])
+  cli.main(["wer"] + common + ["--decoder", "ctc", "--beam", "3", "--lm", str(lm_text), "--lm-order", "4",
+                               "--lm-weight", "0.6"])
   result = json.loads(capsys.readouterr().out)
   assert result["utterances"] == 3 and result["lm"] == {"file": str(lm_text), "order": 4, "weight": 0.6,
                                                          "token_bonus": 0.0, "oov_penalty": 0.0}
-  corpus_wer.main(common + ["--beam", "2", "--lm", str(lm_text), "--lm-oov-penalty", "2"])  # the transducer
+  cli.main(["wer"] + common + ["--beam", "2", "--lm", str(lm_text), "--lm-oov-penalty", "2"])  # the transducer
   assert json.loads(capsys.readouterr().out)["lm"]["oov_penalty"] == 2.0
   with pytest.raises(SystemExit) as exit_info:
-    corpus_wer.main(common + ["--decoder", "ctc", "--lm", str(lm_text)])
+    cli.main(["wer"] + common + ["--decoder", "ctc", "--lm", str(lm_text)])
   assert exit_info.value.code == 2 and "give --beam 2 or more" in capsys.readouterr().err
   # the rare-word study fuses the LM into its beam settings only
-  from audiojax.decode import CharNgramLM
-  from audiojax.eval import biasing
+  from audiojax.decoding import CharNgramLM
+  from experiments.prompt_asr.studies import biasing
   transcriber = Transcriber.from_checkpoint(wd, decoder="ctc", lm=CharNgramLM.from_file(str(lm_text), 4))
   examples = biasing.load_examples(wd, "espeak_prompt/tiny", "test", 3, data_dir)
   results = biasing.run_study(transcriber, examples, distractors=1, settings=biasing.SETTINGS[:1] +
@@ -233,12 +235,13 @@ def test_am_only_scale_reaches_the_simple_loss(data_dir):
   objective's on the same encoder and predictor outputs, and differs from the unsmoothed one."""
   import jax
   import jax.numpy as jnp
+
   from audiojax.objectives.rnnt import rnnt_loss_simple
   from audiojax.tasks.asr import predictor_contexts
 
-  config = config_lib.load("experiments/prompt_asr/espeak.py:smoke")
+  config = config_lib.load("experiments/prompt_asr/espeak.py:local")
   config.data.data_dir = data_dir
-  trainer = loop.Trainer(config)
+  trainer = loop.Trainer(registry.build(config))
   task, state = trainer.task, trainer.init_state(0)
   batch = jax.tree.map(jnp.asarray, next(iter(task.train_dataset(0))))
   key = jax.random.key(1)
@@ -260,20 +263,21 @@ def test_am_only_scale_reaches_the_simple_loss(data_dir):
 
 def test_prompt_guide_joins_the_loss_and_pulls_the_attention_to_the_names(data_dir):
   """``loss.prompt_guide_scale``: the task's guide is the objective on the attention that
-  :mod:`audiojax.eval.prompt_attention` recomputes, it enters the loss at its scale, and a few steps on it alone put
+  ``experiments/prompt_asr/studies/prompt_attention.py`` recomputes, it enters the loss at its scale, and a few steps on it alone put
   more of the guided head's weight on the names, on the batch trained on and on another."""
   import jax
   import jax.numpy as jnp
   import optax
-  from audiojax.eval.prompt_attention import cross_attention_weights
+
   from audiojax.objectives.ctc import ctc_alignment
   from audiojax.objectives.prompt_guide import frame_guide_loss, prompt_guide_loss
+  from experiments.prompt_asr.studies.prompt_attention import cross_attention_weights
 
-  config = config_lib.load("experiments/prompt_asr/espeak.py:smoke")
+  config = config_lib.load("experiments/prompt_asr/espeak.py:local")
   config.data.data_dir = data_dir
   config.loss.prompt_guide_scale = 0.5
   config.model.overrides = {**config.model.overrides, "dropout": 0.0, "memory_dropout": 0.0, "spec_augment": False}
-  trainer = loop.Trainer(config)
+  trainer = loop.Trainer(registry.build(config))
   task, state = trainer.task, trainer.init_state(0)
   batches = iter(task.train_dataset(0))
   train = [jax.tree.map(jnp.asarray, next(batches)) for _ in range(6)]
@@ -322,3 +326,23 @@ def test_prompt_guide_joins_the_loss_and_pulls_the_attention_to_the_names(data_d
   for b in (batch, other):  # trained on, and held out
     before, after = guide(state.params, b)[1], guide(params, b)[1]
     assert after > 2 * before, (before, after)
+
+
+def test_identical_audio_study_runs_through_the_one_trainer(workdir, tmp_path, capsys):
+  """The study fine-tunes the workdir's model on twin items with ``--config.*`` overrides, evaluates before the first
+  step and at the end, and its workdir evaluates again through the registry's ``module:Class`` task."""
+  wd, _ = workdir
+  study = str(tmp_path / "study")
+  cli.main(["train", "--config", f"experiments/prompt_asr/studies/identical_audio.py:init={wd},local,dropout=0,"
+            "spec_augment=false", "--workdir", study, "--config.eval.decoder=ctc", "--config.study.paired=True"])
+  records = [json.loads(line) for line in open(os.path.join(study, "metrics.jsonl"))]
+  evals = [r for r in records if "eval/prompt_matched" in r]
+  assert [r["step"] for r in evals] == [0, 2]
+  for r in evals:
+    assert 0 <= r["eval/prompt_matched"] <= 1 and 0 <= r["eval/other_spelling"] <= 1 and r["eval/examples"] == 8
+    assert 0 < r["eval/name_share"] < 1 and 0 <= r["eval/name_attention/crossing0/head0/mean"] <= 1
+  config = config_lib.restore(os.path.join(study, "config.json"))
+  assert config.model.overrides.memory_dropout == 0.0 and config.model.overrides.spec_augment is False
+  capsys.readouterr()
+  cli.main(["eval", "--workdir", study])
+  assert json.loads(capsys.readouterr().out)["eval/examples"] == 8

@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 from audiojax.data import builders
 from audiojax.data.builders import audioset
 from audiojax.errors import UserError
+from audiojax.tasks import registry
 
 NAME = "audioset/balanced"
 CLASSES = """index,mid,display_name
@@ -187,21 +188,21 @@ def test_split_without_any_clip_is_a_user_error(manual_dir, tmp_path):
 
 def test_supervised_audioset_config_trains_and_evaluates(manual_dir, tmp_path):
   """The AudioSet experiment (`:local`) runs end to end on the downloaded-layout reader."""
-  from audiojax import config as config_lib
+  from audiojax.config import loader as config_lib
   from audiojax.train import loop
 
   config = config_lib.load("experiments/ced/audioset.py:local,variant=tiny,subset=as20k")
   config_lib.override(config, [f"--config.data.manual_dir={manual_dir}", f"--config.data.data_dir={tmp_path / 'tfds'}",
                                "--config.data.clip_seconds=2.0", "--config.train.steps=2",
                                "--config.train.progress_bar=false"])
-  result = loop.train(config, str(tmp_path / "workdir"))
+  result = loop.train(registry.build(config), str(tmp_path / "workdir"))
   assert result["eval"]["eval/examples"] == 2  # the eval clips that exist and decode
   names = open(tmp_path / "workdir" / "class_names.txt").read().splitlines()
   assert names == ["Speech", "Male speech, man speaking", "Music", "Animal", "Domestic animals, pets"]
 
   # the paper's student setup, distilled from that model as a one-member teacher ensemble
-  from audiojax.tasks import distill
-  distill.teacher_pass([str(tmp_path / "workdir")], "audioset/balanced", str(tmp_path / "tfds"),
+  from audiojax.inference import teacher
+  teacher.teacher_pass([str(tmp_path / "workdir")], "audioset/balanced", str(tmp_path / "tfds"),
                        str(tmp_path / "store"), split="balanced_train", epochs=2, top_k=3, clip_seconds=2.0,
                        batch_size=8)
   student = config_lib.load("experiments/ced/distill_audioset.py:local,variant=tiny,subset=as20k")
@@ -209,5 +210,5 @@ def test_supervised_audioset_config_trains_and_evaluates(manual_dir, tmp_path):
                                 f"--config.data.data_dir={tmp_path / 'tfds'}", "--config.data.clip_seconds=2.0",
                                 "--config.train.steps=4", "--config.eval.every_steps=2",
                                 "--config.checkpoint.every_steps=2", "--config.train.progress_bar=false"])
-  result = loop.train(student, str(tmp_path / "student"))
+  result = loop.train(registry.build(student), str(tmp_path / "student"))
   assert "eval/averaged_mAP" in result["eval"] and (tmp_path / "student" / "averaged" / "model.json").exists()

@@ -1,5 +1,5 @@
 """`make bench` runs and reports consistent figures (a smoke run; speed itself is never asserted)."""
-from audiojax import bench
+from audiojax.bench import ced as bench
 
 
 def test_bench_reports_throughput_and_fraction_of_peak(capsys):
@@ -11,7 +11,7 @@ def test_bench_reports_throughput_and_fraction_of_peak(capsys):
 
 
 def test_asr_bench_times_the_encoder_and_both_convolutions(capsys):
-  from audiojax import bench_asr
+  from audiojax.bench import prompt_asr as bench_asr
   results = bench_asr.main(batch=2, seconds=1.0, prompt_bytes=32, repeats=1, num_layers=1, embed_dim=32,
                            num_heads=2, ff_dim=64, text_dim=32, text_layers=1, text_heads=2, conv_kernel=5)
   assert results["encoder_s"] > 0 and results["depthwise_s"] > 0 and results["grouped_conv_s"] > 0

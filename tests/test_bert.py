@@ -23,6 +23,7 @@ from safetensors.numpy import save_file
 from audiojax.convert import bert as convert_bert
 from audiojax.errors import UserError
 from audiojax.models import bert, prompt_asr
+from audiojax.tasks import registry
 from audiojax.text import prompts
 from audiojax.text.prompts import PromptEncoding
 from audiojax.text.wordpiece import WordPiece
@@ -122,7 +123,7 @@ def test_encode_prompt_truncation_keeps_the_content_end():
 # --- BertModel parity and conversion -------------------------------------------------------------------------------
 @pytest.mark.parametrize("act", ["gelu", "gelu_new"])
 def test_converted_bert_reproduces_hugging_face(bert_dir, act):
-  config, variables = bert.load(bert_dir)
+  config, variables = convert_bert.load(bert_dir)
   assert config == bert.BertConfig.from_dict(HF_CONFIG)
   model = bert.Bert(dataclasses.replace(config, hidden_act=act), attention_impl="xla")
   ids, mask = FIXTURE["input_ids"], FIXTURE["attention_mask"].astype(bool)
@@ -146,8 +147,8 @@ def test_pytorch_bin_with_prefix_heads_and_old_names_converts_the_same(bert_dir,
   sd["bert.embeddings.position_ids"] = np.arange(64)[None]
   hf = write_hf_dir(tmp_path / "hf", sd, weights="pytorch_model.bin")
   convert_bert.convert(hf, str(tmp_path / "out"))
-  _, a = bert.load(str(tmp_path / "out"))
-  _, b = bert.load(bert_dir)
+  _, a = convert_bert.load(str(tmp_path / "out"))
+  _, b = convert_bert.load(bert_dir)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
     np.testing.assert_array_equal(x, y)
 
@@ -172,7 +173,7 @@ def test_bad_checkpoints_are_clear_errors(tmp_path):
   with pytest.raises(UserError, match="no vocab.txt"):
     convert_bert.convert(hf, str(tmp_path / "out"))
   with pytest.raises(UserError, match="not a converted BERT directory .* convert bert --hf-dir"):
-    bert.load(hf)
+    convert_bert.load(hf)
 
 
 # --- the PromptASR plug-in -----------------------------------------------------------------------------------------
@@ -228,13 +229,13 @@ def test_byte_path_parameter_tree_is_unchanged():
 @pytest.fixture(scope="module")
 def task(bert_dir, tmp_path_factory):
   """An AsrTask with text_encoder="bert" (tiny BERT, tiny speech model, a small BPE tokenizer), no dataset."""
-  from audiojax import configs
+  from audiojax.config import prompt_asr as prompt_asr_config
   from audiojax.tasks.asr import AsrTask
   from audiojax.text.tokenizer import train_bpe
   words = "The story of Zorbakin, hello world. Tom met a pilot in the garden; did you see UPPER CASE".split()
   path = str(tmp_path_factory.mktemp("bpe") / "bpe.model")
   train_bpe([" ".join(words[(i * 7 + j) % len(words)] for j in range(8)) for i in range(200)], path, 300)
-  c = configs.asr_base()
+  c = prompt_asr_config.asr()
   c.tokenizer.path = path
   c.model.overrides = SMALL
   c.model.text_encoder = "bert"
@@ -279,7 +280,7 @@ def test_bert_prompts_and_frozen_weights_in_the_task(task, variables, bert_dir):
   assert not any("bert" in k for k in _tree(variables["params"]))
   assert _tree(variables["params"])["prompt_encoder/style_indicator"] == (32,)
   np.testing.assert_array_equal(variables["params"]["prompt_encoder"]["style_indicator"], 0.5)
-  _, converted = bert.load(bert_dir)
+  _, converted = convert_bert.load(bert_dir)
   for x, y in zip(jax.tree.leaves(variables["frozen"]["prompt_encoder"]["bert"]), jax.tree.leaves(converted),
                   strict=True):
     np.testing.assert_array_equal(x, y)
@@ -328,7 +329,7 @@ def test_trainer_steps_on_the_task_loss_update_params_but_never_the_frozen_bert(
   """The real trainer on 8 devices, the BERT's "embed" axis sharded over fsdp; ≈ 30 s idle (mostly compilation)."""
   from audiojax.train import loop
   _, config = task
-  trainer = loop.Trainer(config)
+  trainer = loop.Trainer(registry.build(config))
   frozen_spec = trainer.state_shardings.model_state["frozen"]["prompt_encoder"]["bert"]["embeddings"]["word"].spec
   assert tuple(frozen_spec) == (None, "fsdp")  # ("vocab", "embed") through the config's rules
   state = trainer.init_state(0)
@@ -351,7 +352,7 @@ def test_trainer_steps_on_the_task_loss_update_params_but_never_the_frozen_bert(
 def test_frozen_collection_shards_through_the_rules(task):
   from audiojax.train import loop
   _, config = task
-  trainer = loop.Trainer(config)  # shardings from the abstract init: nothing compiles
+  trainer = loop.Trainer(registry.build(config))  # shardings from the abstract init: nothing compiles
   assert trainer.mesh.shape["fsdp"] == jax.device_count()
   specs = jax.tree.map(lambda s: tuple(s.spec), trainer.state_shardings.model_state["frozen"])
   bert_specs = specs["prompt_encoder"]["bert"]
@@ -375,10 +376,11 @@ def test_all_masked_bert_prompt_is_no_prompt(task, variables):
 
 
 def test_exported_bert_model_directory_round_trips(task, variables, tmp_path):
-  from audiojax import asr_inference
+  from audiojax.inference import load
+  from audiojax.inference import transcriber as asr_inference
   t, config = task
-  asr_inference.save(str(tmp_path / "model"), config, variables, config.tokenizer.path)
-  model, loaded, _, settings = asr_inference.load(str(tmp_path / "model"))
+  t.export(str(tmp_path / "model"), variables)
+  model, loaded, _, settings = load.prompt_asr(str(tmp_path / "model"))
   assert model.text_encoder == "bert" and model.bert == t.model.bert
   for x, y in zip(jax.tree.leaves(variables), jax.tree.leaves(loaded), strict=True):
     np.testing.assert_array_equal(x, y)

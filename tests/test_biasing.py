@@ -2,7 +2,7 @@
 import pytest
 
 from audiojax.errors import UserError
-from audiojax.eval.biasing import draw_lists, score
+from experiments.prompt_asr.studies.biasing import draw_lists, score
 
 
 def test_draw_lists_never_offers_an_utterances_own_words_as_distractors():

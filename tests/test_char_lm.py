@@ -8,8 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from audiojax.decode import CharNgramLM, LmFusion, ctc_prefix_beam_search, ctc_prefix_beam_search_nbest
-from audiojax.decode.char_lm import BOS, EOS, UNKNOWN
+from audiojax.decoding import (
+  CharNgramLM,
+  LmFusion,
+  ctc_prefix_beam_search,
+  ctc_prefix_beam_search_nbest,
+)
+from audiojax.decoding.char_lm import BOS, EOS, UNKNOWN
 from audiojax.errors import UserError
 
 CORPUS = ["THE CAT SAT", "THE CAT RAN", "A CAT", "THE HAT", "THAT CAT SAT ON THE MAT"]

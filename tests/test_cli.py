@@ -104,13 +104,13 @@ def test_workdir_without_checkpoints_is_a_one_line_error(trained_workdir, tmp_pa
 
 
 def test_unknown_config_key_is_a_one_line_error(tmp_path, capsys):
-  code, _, err = run_cli(["train", "--config", "experiments/ced/demo.py:smoke", "--workdir", str(tmp_path),
+  code, _, err = run_cli(["train", "--config", "experiments/ced/demo.py:local", "--workdir", str(tmp_path),
                           "--config.optim.learning_rate=1e-3"], capsys)
   assert_one_line_error(code, err, "unknown config key 'optim.learning_rate'", "valid keys")
 
 
 def test_mesh_that_does_not_divide_the_batch_is_a_one_line_error(tiny_data_dir, tmp_path, capsys):
-  code, _, err = run_cli(["train", "--config", "experiments/ced/demo.py:smoke", "--workdir", str(tmp_path),
+  code, _, err = run_cli(["train", "--config", "experiments/ced/demo.py:local", "--workdir", str(tmp_path),
                           f"--config.data.data_dir={tiny_data_dir}", "--config.train.batch_size=12"], capsys)
   assert_one_line_error(code, err, "config.train.batch_size=12", "multiple of 8")
 

@@ -2,9 +2,10 @@
 import ml_collections
 import pytest
 
-from audiojax import config as config_lib
-from audiojax import configs
+from audiojax.config import loader as config_lib
+from audiojax.config import prompt_asr as prompt_asr_config
 from audiojax.errors import UserError
+from audiojax.tasks import registry
 
 DEMO = "experiments/ced/demo.py"
 
@@ -60,7 +61,7 @@ def test_config_round_trips_through_json(tmp_path):
 
 def test_old_workdir_configs_gain_new_fields_and_keep_their_values(tmp_path):
   """A config.json written before a field existed still takes overrides of that field; dict values stay whole."""
-  old = configs.asr_base()
+  old = prompt_asr_config.asr()
   old.prompts.style_weights = {"lower-punc": 1.0}
   old.optim.lr = 7e-4
   del old.eval["decoder"]  # a field added after this workdir was written
@@ -68,7 +69,7 @@ def test_old_workdir_configs_gain_new_fields_and_keep_their_values(tmp_path):
   restored = config_lib.restore(str(tmp_path / "config.json"))
   with pytest.raises(UserError):
     config_lib.override(restored, ["--config.eval.decoder=ctc"])
-  completed = config_lib.override(configs.with_current_defaults(restored), ["--config.eval.decoder=ctc"])
+  completed = config_lib.override(registry.with_current_defaults(restored), ["--config.eval.decoder=ctc"])
   assert completed.eval.decoder == "ctc" and completed.optim.lr == 7e-4
   assert completed.eval.batch_size == old.eval.batch_size and completed.loss.prune_range == old.loss.prune_range
   assert dict(completed.prompts.style_weights) == {"lower-punc": 1.0}

@@ -8,11 +8,20 @@ import os
 import jax
 import numpy as np
 import pytest
-from ced_random_weights import PARITY_CASES, checksums, parity_wave, random_state_dict, torch_state_dict_shapes
+from ced_random_weights import (
+  PARITY_CASES,
+  checksums,
+  parity_wave,
+  random_state_dict,
+  torch_state_dict_shapes,
+)
 
 from audiojax.convert import ced as convert_ced
 from audiojax.errors import UserError
+from audiojax.inference import load
 from audiojax.models import ced
+from audiojax.tasks import registry
+from audiojax.train import export
 
 FIXTURE = np.load(os.path.join(os.path.dirname(__file__), "fixtures", "ced_tiny_parity.npz"))
 
@@ -92,7 +101,7 @@ def test_convert_cli_writes_a_model_directory_that_tags(original_state_dict, tmp
   cli.main(["convert", "ced", "--torch-checkpoint", str(path), "--variant", "tiny", "--out", str(tmp_path / "out"),
             "--labels", str(labels)])
   assert "5,503,183 parameters" in capsys.readouterr().out
-  model, variables = ced.load(str(tmp_path / "out"))
+  model, variables = load.ced(str(tmp_path / "out"))
   wave = parity_wave("short_2s")
   np.testing.assert_allclose(model.apply(variables, wave)["probs"], FIXTURE["short_2s/probs"], atol=2e-5)
   import soundfile as sf
@@ -137,20 +146,21 @@ def test_fine_tuning_a_converted_checkpoint_replaces_only_the_head(tiny_data_dir
   two_layers = random_state_dict(torch_state_dict_shapes(192, 2, 527), seed=1)  # a 2-block CED-tiny release
   model, variables = convert_ced.to_variables(two_layers, "tiny")
   assert model.depth == 2
-  ced.save(str(tmp_path / "converted"), model, variables, [f"c{i}" for i in range(527)])
+  export.save(str(tmp_path / "converted"), ced.FAMILY, ced.to_config(model), variables,
+              [f"c{i}" for i in range(527)])
   config = smoke_config(tiny_data_dir, train__steps=2)
   config.model.overrides = {"depth": 2}  # the checkpoint's architecture
   config.init.checkpoint = str(tmp_path / "converted")
-  trainer = loop.Trainer(config)
+  trainer = loop.Trainer(registry.build(config))
   state = jax.device_get(trainer.init_state(0))
   np.testing.assert_array_equal(state.params["blocks_1"]["mlp"]["fc1"]["kernel"],
                                 variables["params"]["blocks_1"]["mlp"]["fc1"]["kernel"])
   np.testing.assert_array_equal(state.model_state["batch_stats"]["init_bn"]["var"],
                                 variables["batch_stats"]["init_bn"]["var"])
   assert state.params["head"]["kernel"].shape == (192, 22)  # gm_instruments' 22 classes, freshly initialised
-  result = loop.train(config, str(tmp_path / "workdir"))
+  result = loop.train(registry.build(config), str(tmp_path / "workdir"))
   assert np.isfinite(result["train"]["loss"]) and "eval/mAP" in result["eval"]
 
   config.model.variant = "mini"
   with pytest.raises(UserError, match="of shape .* use the same config.model"):
-    loop.Trainer(config).init_state(0)
+    loop.Trainer(registry.build(config)).init_state(0)

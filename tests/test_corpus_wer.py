@@ -1,5 +1,5 @@
 """The corpus WER tool's reference normalisation (what a speaker says for key presses)."""
-from audiojax.eval.corpus_wer import normalize, spoken_form
+from audiojax.eval.wer import normalize, spoken_form
 
 
 def test_lone_digits_and_keypad_symbols_are_spelled_out():

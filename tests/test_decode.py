@@ -10,9 +10,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from audiojax.decode import (CharNgramLM, ContextGraph, LmFusion, ctc_greedy, ctc_prefix_beam_search, ctc_prefix_beam_search_nbest,
-                             greedy_search, modified_beam_search, modified_beam_search_nbest)
-from audiojax.decode.char_lm import UNKNOWN
+from audiojax.decoding import (
+  CharNgramLM,
+  ContextGraph,
+  LmFusion,
+  ctc_greedy,
+  ctc_prefix_beam_search,
+  ctc_prefix_beam_search_nbest,
+  greedy_search,
+  modified_beam_search,
+  modified_beam_search_nbest,
+)
+from audiojax.decoding.char_lm import UNKNOWN
 from audiojax.errors import UserError
 
 V, C, DE, DP, DJ = 6, 2, 4, 5, 8

@@ -11,8 +11,9 @@ import tensorflow_datasets as tfds
 from audiojax.audio import augment, features
 from audiojax.audio.io import from_pcm16
 from audiojax.data import logit_store, pipeline
+from audiojax.inference import load, teacher
 from audiojax.models import ced
-from audiojax.tasks import distill
+from audiojax.tasks import distill, registry
 
 AUG = augment.AugmentConfig()
 
@@ -42,7 +43,7 @@ def test_augmentation_replays_bitwise_from_the_seed_and_follows_the_original_mas
 @pytest.fixture(scope="module")
 def store(trained_workdir, tiny_data_dir, tmp_path_factory):
   out = str(tmp_path_factory.mktemp("store"))
-  distill.teacher_pass([trained_workdir, trained_workdir], "gm_instruments/tiny", tiny_data_dir, out, epochs=2,
+  teacher.teacher_pass([trained_workdir, trained_workdir], "gm_instruments/tiny", tiny_data_dir, out, epochs=2,
                        top_k=4, clip_seconds=1.0, batch_size=16, seed=7)
   return out
 
@@ -52,11 +53,11 @@ def test_teacher_store_holds_the_ensembles_top_k_of_the_seeded_view(store, train
   assert (s.meta.epochs, s.meta.top_k, s.meta.num_examples) == (2, 4, 64)
   sizes = sum(os.path.getsize(os.path.join(store, f"epoch_001_{p}.npy")) - 128 for p in ("probs", "indices", "seeds"))
   assert sizes == 64 * (4 * 4 + 4)  # 4·k + 4 bytes per chunk per epoch (84 for the paper's k = 20)
-  model, variables = ced.load(trained_workdir)
+  model, variables = load.ced(trained_workdir)
   example = tfds.data_source("gm_instruments/tiny", split="train", data_dir=tiny_data_dir)[5]
   wave = pipeline.fit_length(from_pcm16(example["audio"]), 16000)[None]
   target, seed = s.target(5, 1)
-  assert seed == distill.epoch_seeds(7, 1, 64)[5]
+  assert seed == teacher.epoch_seeds(7, 1, 64)[5]
   assert s.meta.augment_config == augment.for_chunk(1.0)  # the student replays the teacher's settings
   mel = augment.augmented_log_mel(wave, np.array([seed]), ced.MEL, s.meta.augment_config)
   probs = np.asarray(model.apply(variables, mel=mel)["probs"])[0]  # two identical teachers: their mean = one
@@ -93,7 +94,7 @@ def test_student_stream_reads_the_right_teacher_epoch(store, tiny_data_dir):
 @pytest.mark.parametrize("consistent", [True, False])
 def test_student_trains_from_the_store_and_averages_its_best_checkpoints(store, tiny_data_dir, tmp_path,
                                                                          consistent):
-  from audiojax import config as config_lib
+  from audiojax.config import loader as config_lib
   from audiojax.train import loop
   c = config_lib.load(f"experiments/ced/distill_demo.py:mode={'consistent' if consistent else 'inconsistent'}")
   config_lib.override(c, [f"--config.distill.store={store}", "--config.data.name=gm_instruments/tiny",
@@ -102,24 +103,25 @@ def test_student_trains_from_the_store_and_averages_its_best_checkpoints(store, 
                           "--config.train.batch_size=8", "--config.eval.every_steps=2",
                           "--config.checkpoint.every_steps=2", "--config.eval.batch_size=8",
                           "--config.optim.warmup_steps=1"])
-  result = loop.train(c, str(tmp_path))
+  result = loop.train(registry.build(c), str(tmp_path))
   assert np.isfinite(result["train"]["loss"])
   assert result["eval"]["averaged_steps"] == [2, 4] and "eval/averaged_mAP" in result["eval"]
-  model, _ = ced.load(str(tmp_path / "averaged"))
+  model, _ = load.ced(str(tmp_path / "averaged"))
   assert model.depth == 1
 
   from audiojax import cli
   from audiojax.errors import UserError
   cli.main(["average", "--workdir", str(tmp_path), "--last", "2"])  # the newest two: the same steps here
-  _, averaged = ced.load(str(tmp_path / "averaged_last2"))
-  trainer, newest, _ = loop.load_for_inference(str(tmp_path))
+  _, averaged = load.ced(str(tmp_path / "averaged_last2"))
+  trainer = loop.Trainer(registry.task_for_workdir(str(tmp_path), local_mesh=True))
+  newest = trainer.restore(str(tmp_path))
   oldest = trainer.restore(str(tmp_path), 2)
   as_numpy = lambda s: jax.device_get({"params": s.params, **s.model_state})
   for got, a, b in zip(*map(jax.tree.leaves, (averaged, as_numpy(oldest), as_numpy(newest)))):
     np.testing.assert_allclose(got, (np.asarray(a, np.float64) + b) / 2, rtol=1e-6, atol=1e-7)
   assert any(not np.allclose(a, b) for a, b in zip(*map(jax.tree.leaves, (as_numpy(oldest), as_numpy(newest)))))
   with pytest.raises(UserError, match="pass --last between 1 and 2"):
-    loop.export_average_of_last(str(tmp_path), 3, str(tmp_path / "x"))
+    loop.export_average_of_last(trainer.task, str(tmp_path), 3, str(tmp_path / "x"))
 
 
 def test_teacher_cli_records_an_explicit_time_mask(trained_workdir, tiny_data_dir, tmp_path):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from audiojax import hear, probe
 from audiojax.errors import UserError
+from audiojax.inference import hear, probe
 from audiojax.models import ced
 
 

@@ -1,6 +1,11 @@
-"""Scoring of the identical-audio test (audiojax.eval.identical_audio)."""
+"""Scoring of the identical-audio study (experiments/prompt_asr/studies/identical_audio.py)."""
 import numpy as np
-from audiojax.eval.identical_audio import shares_by_kind, spelling_hits, spelling_kind
+
+from experiments.prompt_asr.studies.identical_audio import (
+  shares_by_kind,
+  spelling_hits,
+  spelling_kind,
+)
 
 
 def test_spelling_hits_ignore_case_and_punctuation_but_not_spelling():
@@ -13,8 +18,9 @@ def test_spelling_hits_ignore_case_and_punctuation_but_not_spelling():
 
 def test_paired_draws_hold_whole_twin_pairs_and_single_draws_need_not():
   import pytest
+
   from audiojax.errors import UserError
-  from audiojax.eval.identical_audio import training_draw
+  from experiments.prompt_asr.studies.identical_audio import training_draw
 
   rng = np.random.default_rng(0)
   for _ in range(50):
@@ -24,7 +30,7 @@ def test_paired_draws_hold_whole_twin_pairs_and_single_draws_need_not():
   singles = [training_draw(rng, 64, 16, paired=False) for _ in range(50)]
   assert all(len(set(d.tolist())) == 16 for d in singles)
   assert any(set(d.tolist()) != set((d ^ 1).tolist()) for d in singles)  # d ^ 1: each item's twin
-  with pytest.raises(UserError, match="even --batch-size"):
+  with pytest.raises(UserError, match="even config.train.batch_size"):
     training_draw(rng, 64, 15, paired=True)
 
 
@@ -37,7 +43,7 @@ def test_spelling_kinds_and_their_shares():
 
 
 def test_skip_draws_recordings_disjoint_from_the_first_ones():
-  from audiojax.eval.identical_audio import make_items
+  from experiments.prompt_asr.studies.identical_audio import make_items
 
   def example(i, name, in_pre_text=True):
     return {"text": f"{name} came home {i}.".encode(), "pre_text": (f"Ask {name}." if in_pre_text else "Ask.").encode(),
@@ -55,8 +61,9 @@ def test_skip_draws_recordings_disjoint_from_the_first_ones():
 
 def test_biasing_lists_hold_the_spelling_among_distractors_and_twins_differ_only_there():
   import pytest
+
   from audiojax.errors import UserError
-  from audiojax.eval.identical_audio import with_biasing_lists
+  from experiments.prompt_asr.studies.identical_audio import with_biasing_lists
 
   names = [("Kaludor", "Caludor"), ("Selyfi", "Selifi"), ("Lanzar", "Lanzarr"), ("Tesszar", "Teszar")]
   items = [{"spelling": s, "content": "pre"} for pair in names for s in pair]
@@ -66,7 +73,7 @@ def test_biasing_lists_hold_the_spelling_among_distractors_and_twins_differ_only
     assert len(first) == 3 and a.lower() in first and b.lower() in second
     assert [w for w in first if w != a.lower()] == [w for w in second if w != b.lower()]  # same distractors, order
     assert not {a.lower(), b.lower()} & set(w for w in first if w != a.lower())  # never the name's own spellings
-  with pytest.raises(UserError, match="--distractors 4 needs as many other names"):
+  with pytest.raises(UserError, match="config.study.distractors=4 needs as many other names"):
     with_biasing_lists(items, distractors=4)
 
 

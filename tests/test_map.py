@@ -2,7 +2,11 @@
 import numpy as np
 from sklearn.metrics import average_precision_score
 
-from audiojax.eval.map import average_precision, mean_average_precision, prior_baseline_map
+from audiojax.eval.map import (
+  average_precision,
+  mean_average_precision,
+  prior_baseline_map,
+)
 
 
 def test_average_precision_matches_sklearn_including_ties():

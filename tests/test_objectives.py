@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jaxpr_sizes import max_intermediate_size
 
 from audiojax.errors import UserError
 from audiojax.objectives import ctc, rnnt
-from jaxpr_sizes import max_intermediate_size
 
 
 def _log_softmax(x):

@@ -4,13 +4,15 @@ import numpy as np
 import pytest
 from jax.sharding import AxisType
 
-from audiojax import configs, parallel
+from audiojax import parallel
+from audiojax.config import ced as ced_config
 from audiojax.errors import UserError
+from audiojax.tasks import registry
 from audiojax.train.loop import Trainer
 
 
 def small_config(mesh):
-  c = configs.tagging_base()
+  c = ced_config.tagging()
   c.model.overrides = {"depth": 1}
   c.data.clip_seconds = 0.64
   c.train.batch_size = 8
@@ -20,7 +22,7 @@ def small_config(mesh):
 
 
 def run_steps(mesh, devices, steps=3):
-  trainer = Trainer(small_config(mesh), devices=devices, class_names=[f"c{i}" for i in range(6)])
+  trainer = Trainer(registry.build(small_config(mesh), class_names=[f"c{i}" for i in range(6)]), devices=devices)
   state = trainer.init_state(0)
   step = trainer.compiled_train_step()
   rng = np.random.default_rng(0)

@@ -135,8 +135,8 @@ def test_wer_and_rare_word_hits():
 
 def test_respelled_names_agree_in_transcript_prompt_and_list(tmp_path):
   """Prompt-decidable spellings: the target and the content prompt carry the same new spelling; prob 0 is a no-op."""
-  from audiojax.data.builders.espeak_prompt import respellings
   from audiojax.tasks.asr import TrainingBatch, respell_rare_words
+  from audiojax.text.respell import respellings
   from audiojax.text.tokenizer import train_bpe
 
   text, pre_text = "Kaludor's house stands by the river.", "Everyone in town knew Kaludor. He sang."
@@ -170,8 +170,8 @@ def test_respelled_names_agree_in_transcript_prompt_and_list(tmp_path):
 def test_twin_pairs_share_audio_and_prompts_but_not_the_spelling(tmp_path):
   """twin_share: a recording twice, its name spelled as recorded and respelled, the same style and style prompt, and a
   content prompt that names each twin's own spelling (never the other's); the batch keeps its size."""
-  from audiojax.data.builders.espeak_prompt import respellings
   from audiojax.tasks.asr import TrainingBatch
+  from audiojax.text.respell import respellings
   from audiojax.text.tokenizer import train_bpe
 
   text, pre_text = "Kaludor's house stands by the river.", "Everyone in town knew Kaludor. He sang."

@@ -1,11 +1,14 @@
-"""Cross-attention weights recomputed from captured queries (audiojax.eval.prompt_attention) are the ones used."""
+"""Cross-attention weights recomputed from captured queries (experiments/prompt_asr/studies/prompt_attention.py) are the ones used."""
 import flax.linen as nn
 import jax
 import numpy as np
 
-from audiojax.eval.prompt_attention import cross_attention_weights, mass_on
 from audiojax.models import prompt_asr
 from audiojax.text import prompts
+from experiments.prompt_asr.studies.prompt_attention import (
+  cross_attention_weights,
+  mass_on,
+)
 
 SMALL = dict(num_layers=2, embed_dim=64, num_heads=2, ff_dim=128, text_dim=48, text_layers=1, text_heads=2,
              pred_dim=32, joiner_dim=32, conv_kernel=7, cross_attention_layers=(1,))

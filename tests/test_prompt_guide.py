@@ -43,8 +43,8 @@ def test_word_positions_mark_whole_words_in_any_case_and_only_kept_content():
 def test_training_batches_target_each_rows_own_spelling(tmp_path):
   """``guide_targets="words"``: twins target their own spelling in their content prompt, single rows their rare words
   where their content holds them, and nothing else is marked."""
-  from audiojax.data.builders.espeak_prompt import respellings
   from audiojax.tasks.asr import TrainingBatch
+  from audiojax.text.respell import respellings
   from audiojax.text.tokenizer import train_bpe
 
   text, pre_text = "Kaludor's house stands by the river.", "Everyone in town knew Kaludor. He sang."
@@ -144,8 +144,8 @@ def test_letter_positions_point_each_token_at_its_letters_in_every_occurrence():
 def test_letter_targets_of_training_batches_spell_each_token_in_the_prompt(tmp_path):
   """``guide_targets="letters"``: per label token, the prompt bytes it targets are the rare-word letters it spells,
   in every occurrence, and together the tokens cover exactly the word targets of rows whose transcript says it."""
-  from audiojax.data.builders.espeak_prompt import respellings
   from audiojax.tasks.asr import TrainingBatch
+  from audiojax.text.respell import respellings
   from audiojax.text.tokenizer import train_bpe
 
   text, pre_text = "Kaludor's house stands by the river.", "Everyone in town knew Kaludor. He sang."

@@ -7,7 +7,12 @@ import soundfile as sf
 
 from audiojax import cli
 from audiojax.audio.io import load_audio, stream_audio
-from audiojax.inference import PATCH_SECONDS, WINDOW_SAMPLES, EventTracker, Tagger
+from audiojax.inference.tagger import (
+  PATCH_SECONDS,
+  WINDOW_SAMPLES,
+  EventTracker,
+  Tagger,
+)
 
 
 def test_streamed_blocks_equal_the_whole_resampled_file(tmp_path):

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from audiojax import configs
+from audiojax.config import prompt_asr as prompt_asr_config
 from audiojax.errors import UserError
 from audiojax.train.state import create, make_optimizer, param_path
 
@@ -35,7 +35,7 @@ def _run(params, optim, steps=4):
 
 
 def _optim(**overrides):
-  optim = configs.asr_base().optim
+  optim = prompt_asr_config.asr().optim
   optim.warmup_steps, optim.weight_decay, optim.clip_norm = 1, 0.01, 1.0
   for key, value in overrides.items():
     optim[key] = value
@@ -68,6 +68,7 @@ def test_param_path_and_a_regex_matching_nothing():
 
 def test_a_logically_partitioned_param_is_labelled_whole_by_its_own_path():
   import flax.linen as nn
+
   from audiojax.train.state import trainable_labels
   boxed = {"head": {"kernel": nn.LogicallyPartitioned(jnp.zeros((2, 3)), ("embed", "vocab")), "bias": jnp.zeros(3)}}
   labels = trainable_labels("kernel$")(boxed)

@@ -1,4 +1,8 @@
-"""Hugging Face BERT directories → audiojax BERT directories (:mod:`audiojax.models.bert`).
+"""Hugging Face BERT directories → audiojax BERT directories (:mod:`audiojax.models.bert`), and reading them back.
+
+An audiojax BERT directory is a model directory (:mod:`audiojax.train.export`: ``model.json`` with the
+:class:`~audiojax.models.bert.BertConfig`, ``variables/`` holding ``{"params": tree}``) plus ``vocab.txt`` and
+``tokenizer_config.json``.
 
 Input: a local directory holding ``config.json``, ``vocab.txt``, the weights (``model.safetensors`` or
 ``pytorch_model.bin``, sharded ``*.index.json`` variants too) and optionally ``tokenizer_config.json`` — what
@@ -12,11 +16,16 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
+import flax.linen as nn
+import jax
 import numpy as np
 
 from audiojax.errors import UserError
 from audiojax.models import bert
+from audiojax.text import wordpiece
+from audiojax.train import checkpoint, export
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 IGNORED_PREFIXES = ("cls.", "pooler.")
@@ -124,9 +133,45 @@ def convert(hf_dir: str, out: str) -> tuple[bert.BertConfig, int]:
     raise UserError(f"'{hf_dir}' has no vocab.txt; the WordPiece vocabulary must travel with the weights")
   state_dict, source = read_weights(hf_dir)
   variables = to_variables(state_dict, config, source)
-  bert.save(out, config, variables, vocab_file)
+  save(out, config, variables, vocab_file)
   return config, sum(int(np.prod(x.shape)) for x in _leaves(variables["params"]))
 
 
 def _leaves(tree: dict) -> list[np.ndarray]:
   return [x for v in tree.values() for x in (_leaves(v) if isinstance(v, dict) else [v])]
+
+
+def save(path: str, config: bert.BertConfig, variables: Any, vocab_file: str,
+         tokenizer_settings: dict[str, Any] | None = None) -> None:
+  """Writes a BERT directory. ``tokenizer_settings`` (``do_lower_case``...) default to the
+  ``tokenizer_config.json`` next to ``vocab_file``, else are inferred from the vocabulary
+  (:mod:`audiojax.text.wordpiece`)."""
+  if tokenizer_settings is None:
+    tokenizer_settings = wordpiece.read_settings(os.path.dirname(os.path.abspath(vocab_file)))
+  tokenizer = wordpiece.WordPiece(wordpiece.read_vocab(vocab_file), **tokenizer_settings)
+  if tokenizer.vocab_size != config.vocab_size:
+    raise UserError(f"'{vocab_file}' has {tokenizer.vocab_size} lines but the BERT config has vocab_size "
+                    f"{config.vocab_size}; give the vocab.txt of this model")
+  export.save(path, bert.FAMILY, bert.to_config(config), {"params": variables["params"]}, None)
+  tokenizer.save(path)
+
+
+def is_bert_dir(path: str) -> bool:
+  return export.is_model_dir(path) and os.path.isfile(os.path.join(path, "vocab.txt"))
+
+
+def load_config(path: str) -> bert.BertConfig:
+  """The :class:`~audiojax.models.bert.BertConfig` of a converted BERT directory."""
+  if not is_bert_dir(path):
+    raise UserError(f"'{path}' is not a converted BERT directory (no model.json and vocab.txt); convert the Hugging "
+                    f"Face directory with: python -m audiojax convert bert --hf-dir HF_DIR --out {path}")
+  return bert.BertConfig(**export.read_meta(path, bert.FAMILY))
+
+
+def load(path: str) -> tuple[bert.BertConfig, dict[str, Any]]:
+  """``(config, {"params": tree})`` of a BERT directory; ``Bert(config).apply(variables, ids, lengths)`` gives the
+  hidden states."""
+  config = load_config(path)
+  model = bert.from_config(config.to_dict())
+  abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), *bert.example_inputs(model)))
+  return config, checkpoint.restore_variables(path, nn.meta.unbox(abstract))

@@ -11,6 +11,7 @@ import numpy as np
 from audiojax.audio import features
 from audiojax.errors import UserError
 from audiojax.models import ced
+from audiojax.train import export
 
 IGNORED_SUFFIXES = ("num_batches_tracked",)
 
@@ -142,5 +143,5 @@ def convert(checkpoint: str, out: str, variant: str | None = None, labels: str |
   from audiojax.convert.torch_io import read_state_dict
   model, variables = to_variables(read_state_dict(checkpoint), variant, source=checkpoint)
   names = read_label_file(labels, model.num_classes) if labels else [f"class_{i}" for i in range(model.num_classes)]
-  ced.save(out, model, variables, names)
+  export.save(out, ced.FAMILY, ced.to_config(model), variables, names)
   return model, ced.count_params(variables["params"])

@@ -23,7 +23,7 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from audiojax.configs import default_cache_dir
+from audiojax.paths import default_cache_dir
 from audiojax.data.builders.debsfx import fetch_packages
 from audiojax.errors import UserError
 

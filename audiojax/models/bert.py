@@ -17,8 +17,8 @@ converted weights to replace. Tree (``H`` hidden, ``h`` heads, ``d = H / h``), w
   layer_i/attention_norm, layer_i/intermediate/{kernel (H, I), bias (I,)}, layer_i/output/{kernel (I, H), bias (H,)},
   layer_i/output_norm
 
-Converted weights (:mod:`audiojax.convert.bert`) are directories written by :func:`save`: ``model.json`` (the
-:class:`BertConfig`), ``variables/`` (Orbax, ``{"params": tree}``), ``vocab.txt`` and ``tokenizer_config.json``.
+Converted weights (:mod:`audiojax.convert.bert`) are model directories: ``model.json`` (the :class:`BertConfig`),
+``variables/`` (Orbax, ``{"params": tree}``), ``vocab.txt`` and ``tokenizer_config.json``.
 """
 from __future__ import annotations
 
@@ -214,43 +214,18 @@ class Bert(nn.Module):
     return jnp.where((jnp.arange(m)[None, :] < lengths[:, None])[..., None], x, 0.0).astype(self.dtype)
 
 
-# --- model directories ------------------------------------------------------------------------------------------------
-def save(path: str, config: BertConfig, variables: Any, vocab_file: str,
-         tokenizer_settings: dict[str, Any] | None = None) -> None:
-  """Writes a BERT directory: ``model.json`` (config), ``variables/`` (``{"params": tree}``), ``vocab.txt`` and
-  ``tokenizer_config.json``. ``tokenizer_settings`` (``do_lower_case``...) default to the ``tokenizer_config.json``
-  next to ``vocab_file``, else are inferred from the vocabulary (:mod:`audiojax.text.wordpiece`)."""
-  from audiojax import model_dir
-  from audiojax.text import wordpiece
-  if tokenizer_settings is None:
-    tokenizer_settings = wordpiece.read_settings(os.path.dirname(os.path.abspath(vocab_file)))
-  tokenizer = wordpiece.WordPiece(wordpiece.read_vocab(vocab_file), **tokenizer_settings)
-  if tokenizer.vocab_size != config.vocab_size:
-    raise UserError(f"'{vocab_file}' has {tokenizer.vocab_size} lines but the BERT config has vocab_size "
-                    f"{config.vocab_size}; give the vocab.txt of this model")
-  model_dir.save(path, FAMILY, config.to_dict(), {"params": variables["params"]}, None)
-  tokenizer.save(path)
+FAMILY = "bert"
 
 
-def is_bert_dir(path: str) -> bool:
-  from audiojax import model_dir
-  return model_dir.is_model_dir(path) and os.path.isfile(os.path.join(path, "vocab.txt"))
+def to_config(config: BertConfig) -> dict[str, Any]:
+  return config.to_dict()
 
 
-def load_config(path: str) -> BertConfig:
-  """The :class:`BertConfig` of a converted BERT directory."""
-  from audiojax import model_dir
-  if not is_bert_dir(path):
-    raise UserError(f"'{path}' is not a converted BERT directory (no model.json and vocab.txt); convert the Hugging "
-                    f"Face directory with: python -m audiojax convert bert --hf-dir HF_DIR --out {path}")
-  return BertConfig(**model_dir.read_meta(path, FAMILY))
+def from_config(config: dict[str, Any], **runtime: Any) -> Bert:
+  """The encoder of a converted BERT directory's config (``model.json``); ``runtime`` sets ``attention_impl`` or
+  ``dtype``."""
+  return Bert(BertConfig(**config), **runtime)
 
 
-def load(path: str) -> tuple[BertConfig, dict[str, Any]]:
-  """``(config, {"params": tree})`` from a directory written by :func:`save`;
-  ``Bert(config).apply(variables, ids, lengths)`` gives the hidden states."""
-  from audiojax import model_dir
-  config = load_config(path)
-  abstract = jax.eval_shape(lambda: Bert(config).init(jax.random.key(0), jnp.zeros((1, 1), jnp.int32),
-                                                      jnp.ones((1,), jnp.int32)))
-  return config, dict(model_dir.restore_variables(path, nn.meta.unbox(abstract)))
+def example_inputs(model: Bert) -> tuple[jax.Array, ...]:
+  return jnp.zeros((1, 1), jnp.int32), jnp.ones((1,), jnp.int32)

@@ -13,7 +13,6 @@ an exact multiple of 1012 the original drops the last full chunk; here every fra
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import flax.linen as nn
@@ -183,31 +182,23 @@ def num_frames(num_samples: int) -> int:
   return 1 + num_samples // MEL.hop_length
 
 
-def save(path: str, model: CED, variables: Any, class_names: list[str] | None = None) -> None:
-  """Writes a model directory (see :mod:`audiojax.model_dir`) that :func:`load` and ``audiojax tag`` read."""
-  from audiojax import model_dir
-  config = {f: getattr(model, f) for f in ("embed_dim", "num_heads", "depth", "mlp_ratio", "num_classes",
-                                           "chunk_frames", "bn_momentum")}
-  model_dir.save(path, "ced", config, variables, class_names)
+FAMILY = "ced"
+CONFIG_FIELDS = ("embed_dim", "num_heads", "depth", "mlp_ratio", "num_classes", "chunk_frames", "bn_momentum")
 
 
-def load(path: str, **overrides: Any) -> tuple[CED, dict[str, Any]]:
-  """``(model, variables)`` from a model directory (converted checkpoints) or a training workdir (its newest
-  checkpoint); ``model.apply(variables, wave)`` gives the outputs. ``overrides`` set runtime fields such as
-  ``attention_impl`` or ``dtype``."""
-  from audiojax import model_dir
-  from audiojax.errors import UserError
-  if model_dir.is_model_dir(path):
-    model = CED(**{**model_dir.read_meta(path, "ced"), **overrides})
-    abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, MIN_SAMPLES))))
-    return model, dict(model_dir.restore_variables(path, nn.meta.unbox(abstract)))
-  if os.path.isfile(os.path.join(path, "config.json")):
-    from audiojax.train import loop
-    trainer, state, _ = loop.load_for_inference(path)
-    model = trainer.task.model.clone(**overrides) if overrides else trainer.task.model
-    return model, jax.device_get({"params": state.params, **state.model_state})
-  raise UserError(f"'{path}' is neither a model directory (model.json) nor a training workdir (config.json); "
-                  f"convert a checkpoint with 'python -m audiojax convert ced' or train one")
+def to_config(model: CED) -> dict[str, Any]:
+  """The constructor fields a model directory records (runtime fields such as ``dtype`` are chosen at load)."""
+  return {f: getattr(model, f) for f in CONFIG_FIELDS}
+
+
+def from_config(config: dict[str, Any], **runtime: Any) -> CED:
+  """The model of a model directory's config; ``runtime`` sets fields such as ``attention_impl`` or ``dtype``."""
+  return CED(**{**config, **runtime})
+
+
+def example_inputs(model: CED) -> tuple[jax.Array, ...]:
+  """The smallest input ``init`` accepts: ``wave (1, MIN_SAMPLES)``."""
+  return (jnp.zeros((1, MIN_SAMPLES)),)
 
 
 def count_params(params: Any) -> int:

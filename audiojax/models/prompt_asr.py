@@ -310,3 +310,21 @@ def Model(variant: str = "tiny", *, vocab_size: int, **overrides: Any) -> Prompt
   if "cross_attention_layers" in fields and fields["cross_attention_layers"] is not None:
     fields["cross_attention_layers"] = tuple(int(i) for i in fields["cross_attention_layers"])
   return PromptASR(vocab_size=vocab_size, **fields)
+
+
+FAMILY = "prompt_asr"
+
+
+def from_config(config: dict[str, Any], vocab_size: int, **runtime: Any) -> PromptASR:
+  """The model of a model directory's config (``variant``, ``overrides``, and ``text_encoder="bert"`` with the
+  BERT's config) over the tokenizer's ``vocab_size``; ``runtime`` sets ``attention_impl`` or ``dtype``."""
+  overrides = dict(config.get("overrides", {}))
+  if config.get("text_encoder") == "bert":
+    overrides.update(text_encoder="bert", bert=bert_lib.BertConfig(**config["bert"]))
+  return Model(config["variant"], vocab_size=vocab_size, **overrides, **runtime)
+
+
+def example_inputs(model: PromptASR, max_samples: int, prompt_length: int) -> tuple[jax.Array, ...]:
+  """``init`` inputs for waves of ``max_samples`` and prompts of ``prompt_length`` positions (batch 1)."""
+  one = jnp.ones((1,), jnp.int32)
+  return (jnp.zeros((1, max_samples)), one * max_samples, jnp.zeros((1, prompt_length), jnp.int32), one, one)

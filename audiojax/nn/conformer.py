@@ -49,7 +49,7 @@ class DepthwiseConv1D(nn.Module):
   Σ_i kernel[i, 0] · x[t + i - (K-1)//2]``. Parameters are those of ``nn.Conv(D, (K,), feature_group_count=D)``
   (``kernel (K, 1, D)``, ``bias (D,)``), so checkpoints are interchangeable; computed as K shifted multiply-adds,
   which XLA fuses into one loop: on the 2-core CPU 2–3× faster than its grouped convolution, forward and
-  backward (``python -m audiojax.bench_asr``)."""
+  backward (``python -m audiojax bench prompt-asr``)."""
 
   kernel_size: int
   dtype: Any = jnp.float32

@@ -1,9 +1,9 @@
 """Attention guidance for PromptASR's content path (ours, not the recipe's).
 
 A freshly trained PromptASR spreads its cross-attention over the whole prompt: no head puts more weight on a name
-than on any other byte (``name_attention`` in :mod:`audiojax.eval.identical_audio`), so the spelling the prompt gives
-never reaches the encoder. This loss points chosen heads at target prompt positions, the bytes of the words the
-transcript shares with its content prompt (its rare words): per utterance with targets and per guided head,
+than on any other byte (``name_attention`` of ``experiments/prompt_asr/studies/identical_audio.py``), so the spelling
+the prompt gives never reaches the encoder. This loss points chosen heads at target prompt positions, the bytes of the
+words the transcript shares with its content prompt (its rare words): per utterance with targets and per guided head,
 ``-log(mean over valid frames of the weight on the targets)``, averaged over heads and layers, then over the
 utterances that have targets. Only the mean over frames is pulled up, so a head may still look elsewhere on frames
 where the name is not spoken; utterances whose prompt holds none of their words (a swapped or blank prompt, a

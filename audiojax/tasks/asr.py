@@ -51,26 +51,29 @@ import jax.numpy as jnp
 import numpy as np
 import tensorflow_datasets as tfds
 
-from audiojax.asr_options import DECODERS
 from audiojax.audio import speed
 from audiojax.audio.io import from_pcm16
+from audiojax.convert import bert as bert_dirs
 from audiojax.data import builders, pipeline
-from audiojax.data.builders import espeak_prompt
-from audiojax.decode.transducer import greedy_scan
+from audiojax.decoding import DECODERS
+from audiojax.decoding.transducer import greedy_scan
 from audiojax.errors import UserError
 from audiojax.eval.wer import wer
-from audiojax.models import bert as bert_lib
 from audiojax.models import prompt_asr
 from audiojax.nn.attention import cross_attention_probs
 from audiojax.objectives.ctc import ctc_alignment, ctc_loss
 from audiojax.objectives.prompt_guide import frame_guide_loss, prompt_guide_loss
 from audiojax.objectives.rnnt import rnnt_loss, rnnt_loss_pruned
-from audiojax.text import prompts, styles
+from audiojax.tasks.base import Task
+from audiojax.text import prompts, styles, wordpiece
+from audiojax.text.respell import respellings
 from audiojax.text.tokenizer import Tokenizer, train_bpe
+from audiojax.train import export
 
 log = logging.getLogger("audiojax")
 TOKENIZER_FILE = "tokenizer.model"
 BERT_DIR = "bert"  # the converted BERT copied into a workdir
+BERT_VOCAB_DIR = "bert_vocab"  # in a model directory: the BERT's vocab.txt + tokenizer_config.json (weights: "frozen")
 
 
 def _text(value: Any) -> str:
@@ -89,14 +92,14 @@ def bert_dir(model_cfg: Any) -> str:
   if not path:
     raise UserError("config.model.text_encoder='bert' needs config.model.bert_dir: a directory made by "
                     "'python -m audiojax convert bert --hf-dir HF_BERT_DIR --out DIR'")
-  bert_lib.load_config(path)  # a UserError unless converted
+  bert_dirs.load_config(path)  # a UserError unless converted
   return path
 
 
 def model_from_config(model_cfg: Any, vocab_size: int) -> prompt_asr.PromptASR:
   overrides = dict(model_cfg.get("overrides", {}) or {})
   if bert_dir(model_cfg):
-    overrides.update(text_encoder="bert", bert=bert_lib.load_config(model_cfg.bert_dir))
+    overrides.update(text_encoder="bert", bert=bert_dirs.load_config(model_cfg.bert_dir))
   return prompt_asr.Model(model_cfg.variant, vocab_size=vocab_size, dtype=jnp.dtype(model_cfg.dtype),
                           attention_impl=model_cfg.attention_impl, **overrides)
 
@@ -233,11 +236,11 @@ def _word_pattern(word: str) -> re.Pattern:
 def respell_rare_words(rng: np.random.Generator, text: str, pre_text: str, rare_words: str,
                        prob: float) -> tuple[str, str, str]:
   """Prompt-decidable spellings: with probability ``prob`` each rare word that has respellings
-  (:func:`~audiojax.data.builders.espeak_prompt.respellings`: ``Kaludor`` → ``Caludor``) is replaced by a random one
+  (:func:`~audiojax.text.respell.respellings`: ``Kaludor`` → ``Caludor``) is replaced by a random one
   in the transcript, the preceding text and the rare-word list alike. The audio still says the same sound, so only the
   content prompt can tell the model which spelling to write: the identical-audio situation, at training time."""
   for name in rare_words.split():
-    others = espeak_prompt.respellings(name)
+    others = respellings(name)
     if others and rng.random() < prob:
       other = others[int(rng.integers(len(others)))]
       pattern = _word_pattern(name)
@@ -346,7 +349,7 @@ class TrainingBatch:
     word."""
     text = row["text"]
     for name in row["rare_words"].split():
-      others, pattern = espeak_prompt.respellings(name), _word_pattern(name)
+      others, pattern = respellings(name), _word_pattern(name)
       if others and pattern.search(text):
         break
     else:
@@ -409,7 +412,7 @@ def rare_word_hits(hyp: str, rare_words: str) -> tuple[int, int]:
   return sum(w in words for w in wanted), len(wanted)
 
 
-class AsrTask:
+class AsrTask(Task):
   """Trains a :class:`~audiojax.models.prompt_asr.PromptASR` on ``config.data`` (an ASR dataset of the shared
   schema: ``audio, sample_rate, text, pre_text, rare_words, speaker, id``)."""
 
@@ -475,10 +478,10 @@ class AsrTask:
 
   @functools.cached_property
   def _bert_weights(self) -> dict[str, Any]:
-    return bert_lib.load(self.bert_dir)[1]["params"]
+    return bert_dirs.load(self.bert_dir)[1]["params"]
 
   def loss(self, params: Any, model_state: Any, batch: dict[str, jax.Array], rng: jax.Array,
-           step: jax.Array | None = None):
+           step: jax.Array | None = None, frozen: dict | None = None, group: str | None = None):
     """Per-token transducer loss + ``ctc_weight`` × per-token CTC. With ``loss.prune_range > 0`` the transducer
     loss is k2's pruned RNN-T: ``simple_scale × simple + pruned_scale × pruned`` with the recipe's warm-up (simple
     1 → ``simple_scale``, pruned 0.1 → 1 over ``loss.warmup_steps``); otherwise the full loss (joiner on every
@@ -537,7 +540,8 @@ class AsrTask:
     frame_targets = jnp.take_along_axis(batch["prompt_targets"], jnp.maximum(align, 0)[:, :, None], axis=1)
     return frame_guide_loss(weights, frame_targets & (align >= 0)[:, :, None])
 
-  def predict(self, variables: Any, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+  def predict(self, variables: Any, batch: dict[str, jax.Array], frozen: dict | None = None
+              ) -> dict[str, jax.Array]:
     """Greedy decoding on device (the transducer, or the CTC head's best path with ``config.eval.decoder="ctc"``):
     ``tokens (B, T)`` and ``emitted (B, T)`` (True where a token was emitted), with ``valid`` passed through."""
     memory = self.model.apply(variables, batch["prompt_ids"], batch["prompt_lengths"], batch["style_lengths"],
@@ -559,10 +563,6 @@ class AsrTask:
       raise UserError(f"config.eval.decoder '{decoder}' is unknown; use one of {DECODERS}")
     return {"tokens": tokens, "emitted": emitted, "valid": batch["valid"]}
 
-  def pretrained_variables(self, path: str) -> dict[str, Any]:
-    from audiojax import asr_inference
-    return jax.device_get(asr_inference.load(path)[1])
-
   def save_assets(self, workdir: str) -> None:
     """Copies the tokenizer (and the converted BERT) next to the checkpoints, so the workdir alone can transcribe."""
     target = os.path.join(workdir, TOKENIZER_FILE)
@@ -573,8 +573,34 @@ class AsrTask:
       shutil.copytree(self.bert_dir, bert_copy, dirs_exist_ok=True)
 
   def export(self, path: str, variables: dict[str, Any]) -> None:
-    from audiojax import asr_inference
-    asr_inference.save(path, self.config, variables, tokenizer_path(self.config))
+    """Writes a model directory: the model's variant and overrides, the input settings inference needs
+    (``max_seconds``, ``max_prompt_bytes``; a BERT's config and ``max_prompt_tokens``), the variables and the
+    tokenizer (and a BERT's vocabulary)."""
+    config = self.config
+    meta = {"variant": config.model.variant, "overrides": dict(config.model.get("overrides", {}) or {}),
+            "max_seconds": float(config.data.max_seconds), "max_prompt_bytes": int(config.data.max_prompt_bytes)}
+    if self.bert_dir:
+      meta.update(text_encoder="bert", bert=bert_dirs.load_config(self.bert_dir).to_dict(),
+                  max_prompt_tokens=int(config.data.get("max_prompt_tokens", 128)))
+    export.save(path, prompt_asr.FAMILY, meta, variables, None)
+    shutil.copyfile(tokenizer_path(config), os.path.join(path, TOKENIZER_FILE))
+    if self.bert_dir:
+      wordpiece.WordPiece.from_dir(self.bert_dir).save(os.path.join(path, BERT_VOCAB_DIR))
+
+  def summary(self, eval_metrics: dict[str, Any]) -> str:
+    return (f"held-out WER {eval_metrics['eval/wer']:.4f} on {eval_metrics['eval/examples']} utterances "
+            f"({self.config.eval.conditions[0]})")
+
+  @classmethod
+  def workdir_config(cls, config: Any, workdir: str) -> Any:
+    """The workdir's own tokenizer (and BERT copy, :meth:`save_assets`) instead of the paths it was trained from,
+    so a workdir alone evaluates, averages and transcribes."""
+    with config.unlocked():
+      if os.path.isfile(os.path.join(workdir, TOKENIZER_FILE)):
+        config.tokenizer.path = os.path.join(workdir, TOKENIZER_FILE)
+      if config.model.get("text_encoder", "bytes") == "bert" and os.path.isdir(os.path.join(workdir, BERT_DIR)):
+        config.model.bert_dir = os.path.join(workdir, BERT_DIR)
+    return config
 
   # --- data --------------------------------------------------------------------------------------------------------
   def _source(self, split: str):

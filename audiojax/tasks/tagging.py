@@ -13,6 +13,8 @@ import tensorflow_datasets as tfds
 from audiojax.data import builders, pipeline
 from audiojax.eval.map import mean_average_precision, prior_baseline_map
 from audiojax.models import ced
+from audiojax.tasks.base import Task
+from audiojax.train import export
 
 
 def model_from_config(model_cfg: Any, num_classes: int) -> ced.CED:
@@ -21,8 +23,12 @@ def model_from_config(model_cfg: Any, num_classes: int) -> ced.CED:
                    attention_impl=model_cfg.attention_impl, **overrides)
 
 
-class TaggingTask:
+class TaggingTask(Task):
   """Trains ``config.model`` on ``config.data`` with binary cross-entropy on multi-hot labels."""
+
+  primary_metric = "eval/mAP"  # what checkpoint averaging ranks by
+  primary_metric_mode = "max"
+  head_prefixes = ("params/head/",)  # re-initialised when fine-tuning onto a label set of another size
 
   def __init__(self, config: Any, class_names: list[str] | None = None):
     """``class_names`` given (inference from a trained workdir): the dataset is not opened until it is read."""
@@ -46,28 +52,26 @@ class TaggingTask:
     return dict(self.model.init(rng, batch["wave"], train=False))
 
   def loss(self, params: Any, model_state: Any, batch: dict[str, jax.Array], rng: jax.Array,
-           step: jax.Array | None = None):
+           step: jax.Array | None = None, frozen: dict | None = None, group: str | None = None):
     del rng  # CED trains without dropout
     out, new_state = self.model.apply({"params": params, **model_state}, batch["wave"], train=True,
                                       mutable=list(model_state))
     loss = optax.sigmoid_binary_cross_entropy(out["logits"], batch["labels"]).mean()
     return loss, ({"loss": loss}, dict(new_state))
 
-  def predict(self, variables: Any, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+  def predict(self, variables: Any, batch: dict[str, jax.Array], frozen: dict | None = None
+              ) -> dict[str, jax.Array]:
     """Per-example eval outputs, with the labels and validity passed through so they are gathered alike."""
     probs = self.model.apply(variables, batch["wave"], train=False)["probs"]
     return {"probs": probs, "labels": batch["labels"], "valid": batch["valid"]}
 
-  primary_metric = "eval/mAP"  # what checkpoint averaging ranks by
-  head_prefixes = ("params/head/",)  # re-initialised when fine-tuning onto a label set of another size
-
-  def pretrained_variables(self, path: str) -> dict[str, Any]:
-    """Variables of a converted model directory or a training workdir, as host arrays."""
-    return jax.device_get(ced.load(path)[1])
-
   def export(self, path: str, variables: dict[str, Any]) -> None:
     """Writes ``variables`` as a model directory (what ``tag``, ``probe`` and fine-tuning read)."""
-    ced.save(path, self.model, variables, self.class_names)
+    export.save(path, ced.FAMILY, ced.to_config(self.model), variables, self.class_names)
+
+  def summary(self, eval_metrics: dict[str, Any]) -> str:
+    return (f"held-out mAP {eval_metrics['eval/mAP']:.4f} vs label-prior baseline "
+            f"{eval_metrics['eval/baseline_mAP']:.4f} on {eval_metrics['eval/examples']} clips")
 
   # --- data --------------------------------------------------------------------------------------------------------
   def _source(self, split: str):

@@ -1,4 +1,7 @@
-"""Orbax checkpoints holding the train state and the grain iterator, written atomically (async by default)."""
+"""Orbax checkpoints holding the train state and the grain iterator, written atomically (async by default), and
+the parameters-only restore that inference, fine-tuning and frozen stages use: it reads the variables of a training
+workdir's newest checkpoint (or a model directory's ``variables/``) and nothing else — no optimiser state, no data
+iterator, no task."""
 from __future__ import annotations
 
 import logging
@@ -7,6 +10,7 @@ from typing import Any
 
 import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from audiojax.errors import UserError
@@ -35,11 +39,18 @@ def save(mngr: ocp.CheckpointManager, step: int, state: Any, iterator: Any | Non
 
 def restore(mngr: ocp.CheckpointManager, step: int, abstract_state: Any, iterator: Any | None = None) -> Any:
   """Restores ``state`` into the shardings carried by ``abstract_state`` (``jax.ShapeDtypeStruct`` leaves with
-  ``sharding``), and the iterator position in place when ``iterator`` is given."""
-  items = {"state": ocp.args.StandardRestore(abstract_state)}
+  ``sharding``), and the iterator position in place when ``iterator`` is given. A checkpoint written before the
+  train state had an ``ema`` field restores into a state without EMA."""
+  target = abstract_state
+  legacy = getattr(abstract_state, "ema", False) is None and "ema" not in _tree_metadata(
+      os.path.join(os.fspath(mngr.directory), str(step), "state"))
+  if legacy:
+    target = {k: getattr(abstract_state, k) for k in ("step", "params", "model_state", "opt_state")}
+  items = {"state": ocp.args.StandardRestore(target)}
   if iterator is not None:
     items["data"] = grain.checkpoint.CheckpointRestore(iterator)
-  return mngr.restore(step, args=ocp.args.Composite(**items))["state"]
+  state = mngr.restore(step, args=ocp.args.Composite(**items))["state"]
+  return abstract_state.replace(**state) if legacy else state
 
 
 def latest_step(workdir: str) -> int | None:
@@ -61,3 +72,74 @@ def require_latest_step(workdir: str) -> int:
 
 def abstract_with_shardings(abstract: Any, shardings: Any) -> Any:
   return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+
+
+def _tree_metadata(item_dir: str) -> dict:
+  """Shapes and dtypes of the pytree saved in ``item_dir`` (nothing is read but the metadata)."""
+  meta = ocp.PyTreeCheckpointer().metadata(item_dir)
+  tree = getattr(meta, "item_metadata", meta)
+  return getattr(tree, "tree", tree)
+
+
+def _restore_args(abstract: Any) -> Any:
+  """Orbax restore arguments: into each leaf's sharding and dtype when it has one, else as host numpy arrays."""
+  def one(a):
+    sharding = getattr(a, "sharding", None)
+    if sharding is None:
+      return ocp.RestoreArgs(restore_type=np.ndarray, dtype=a.dtype)
+    return ocp.ArrayRestoreArgs(sharding=sharding, dtype=a.dtype, global_shape=a.shape)
+  return jax.tree.map(one, abstract)
+
+
+def _partial_restore(item_dir: str, abstract: dict) -> dict:
+  return ocp.PyTreeCheckpointer().restore(item_dir, args=ocp.args.PyTreeRestore(
+      item=abstract, restore_args=_restore_args(abstract), partial_restore=True))
+
+
+def _with_ema(params: Any, ema: Any) -> Any:
+  """``params`` with the groups (top-level keys) the EMA holds replaced by it."""
+  return {**params, **ema} if ema else params
+
+
+def variables_dir(path: str) -> str:
+  """Where the variables of a model directory live."""
+  return os.path.join(os.path.abspath(path), "variables")
+
+
+def restore_variables(path: str, abstract: Any | None = None, *, use_ema: bool = True) -> dict[str, Any]:
+  """The variables ``{"params": ..., <collections>...}`` of a model directory (``variables/``) or of a training
+  workdir's newest checkpoint (its params, with the EMA weights in their place when the run kept them and
+  ``use_ema``, and its model state), reading nothing else.
+
+  ``abstract`` (``jax.ShapeDtypeStruct`` leaves, optionally with ``sharding``) gives the structure, dtypes and
+  placement to restore into; a checkpoint of another shape is an Orbax error. Without it the variables come back as
+  they were saved, as host numpy arrays."""
+  if os.path.isdir(variables_dir(path)):
+    item = variables_dir(path)
+    if abstract is None:
+      abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), _tree_metadata(item))
+    return dict(_partial_restore(item, dict(abstract)))
+  step = require_latest_step(path)
+  item = os.path.join(checkpoint_dir(path), str(step), "state")
+  saved = _tree_metadata(item)
+  shape_of = lambda tree: jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), tree)
+  if abstract is None:
+    wanted = {"params": shape_of(saved["params"]), "model_state": shape_of(saved.get("model_state") or {})}
+  else:
+    abstract = dict(abstract)
+    wanted = {"params": abstract.pop("params"), "model_state": abstract}
+  ema = saved.get("ema") if use_ema else None
+  if ema:  # the EMA stands in for the params it follows: read it instead of them
+    part = _ema_part(wanted["params"], ema)
+    wanted["ema"] = wanted.pop("params") if part is wanted["params"] else part
+  restored = _partial_restore(item, wanted)
+  params = restored.get("params")
+  params = restored["ema"] if params is None else _with_ema(params, restored.get("ema"))
+  return {"params": params, **(restored.get("model_state") or {})}
+
+
+def _ema_part(params: Any, ema: Any) -> Any:
+  """The subtree of ``params`` that the saved ``ema`` (all params, or some top-level groups) follows."""
+  if isinstance(ema, dict) and isinstance(params, dict) and set(ema) < set(params):
+    return {k: params[k] for k in ema}
+  return params

@@ -1,7 +1,11 @@
-"""The one trainer: config → mesh → sharded state → jit-ed steps → metrics, checkpoints, evaluation, resume.
+"""The one trainer: task → mesh → sharded state → jit-ed steps → metrics, checkpoints, evaluation, resume.
 
-``train(config, workdir)`` resumes from the newest checkpoint in ``workdir`` (state *and* data iterator), so a run
-that is killed and restarted ends with the same parameters as one that never stopped.
+``train(task, workdir)`` resumes from the newest checkpoint in ``workdir`` (state *and* data iterator), so a run
+that is killed and restarted ends with the same parameters as one that never stopped. The task
+(:mod:`audiojax.tasks.base`) supplies the model, data, loss and evaluation; the trainer keeps, for every task alike:
+one optimiser per parameter group (``config.optim`` or ``config.optim.<group>``), an optional EMA of the weights
+(``config.train.ema_decay``: evaluated and exported in place of the raw weights), frozen stages (loaded once,
+sharded by the same rules, never checkpointed), gradient accumulation and the logical-axis shardings.
 """
 from __future__ import annotations
 
@@ -19,11 +23,12 @@ import numpy as np
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
-from audiojax import config as config_lib
-from audiojax import configs, model_dir, parallel, tasks
+from audiojax import parallel
+from audiojax.config import loader as config_loader
 from audiojax.errors import UserError
-from audiojax.train import checkpoint, metrics as metrics_lib
-from audiojax.train.state import TrainState, create, make_optimizer, param_path
+from audiojax.train import checkpoint, export
+from audiojax.train import metrics as metrics_lib
+from audiojax.train.state import TrainState, create, ema_subtree, make_optimizers, param_path, update_ema, with_ema
 
 log = logging.getLogger("audiojax")
 
@@ -33,16 +38,27 @@ class TrainingDiverged(UserError):
 
 
 class Trainer:
-  """Holds the compiled pieces for one config on one mesh (used by train, eval and tag)."""
+  """Holds the compiled pieces for one task on one mesh (used by train, eval and checkpoint averaging)."""
 
-  def __init__(self, config: Any, devices: list[jax.Device] | None = None, class_names: list[str] | None = None):
-    self.config = config
-    self.task = tasks.get(config, class_names)
+  def __init__(self, task: Any, devices: list[jax.Device] | None = None):
+    self.task = task
+    self.config = config = task.config
     self.mesh = parallel.make_mesh(config.mesh, devices)
     self.rules = parallel.rules_from_config(config.sharding.rules)
     self.batch_sharding = parallel.batch_sharding(self.mesh)
-    self.tx, self.schedule = make_optimizer(config.optim, int(config.train.steps))
+    self.groups = tuple(task.param_groups) if task.param_groups else None
+    self.ema_groups = tuple(task.ema_groups) if self.groups and task.ema_groups else None
+    self.ema_decay = float(config.train.get("ema_decay", 0.0) or 0.0)
+    if not 0.0 <= self.ema_decay < 1.0:
+      raise UserError(f"config.train.ema_decay={self.ema_decay} must lie in [0, 1) (0 turns the EMA off)")
+    self.optimizers = make_optimizers(config.optim, self.groups, int(config.train.steps))
     self.state_shardings, self.abstract_state = self._shardings()
+    self.frozen_shardings, self.frozen = self._load_frozen_stages()
+
+  @property
+  def schedule(self) -> Callable:
+    """The learning-rate schedule of a single-group task."""
+    return self.optimizers[None][1]
 
   @contextlib.contextmanager
   def context(self):
@@ -50,11 +66,14 @@ class Trainer:
     with jax.set_mesh(self.mesh), nn.logical_axis_rules(self.rules):
       yield
 
+  def _create(self, params: Any, model_state: Any) -> TrainState:
+    return create(params, model_state, self.optimizers, self.ema_groups, ema=self.ema_decay > 0)
+
   def _init_boxed(self, rng: jax.Array) -> TrainState:
     batch = jax.tree.map(jnp.asarray, self.task.example_batch(parallel.batch_size_per_shard(self.mesh)))
     variables = self.task.init_variables(rng, batch)
     params = variables.pop("params")
-    return create(params, variables, self.tx)
+    return self._create(params, variables)
 
   def _shardings(self):
     with self.context():
@@ -62,6 +81,18 @@ class Trainer:
     shardings = parallel.logical_shardings(abstract_boxed, self.mesh, self.rules)
     abstract = checkpoint.abstract_with_shardings(nn.meta.unbox(abstract_boxed), shardings)
     return shardings, abstract
+
+  def _load_frozen_stages(self) -> tuple[dict, dict]:
+    """Each of the task's frozen stages, restored once into the shardings its logical axes give."""
+    shardings, frozen = {}, {}
+    for name, stage in self.task.frozen_stages().items():
+      with self.context():
+        boxed = jax.eval_shape(lambda s=stage: s.model.init(jax.random.key(0), *s.inputs))
+      shardings[name] = parallel.logical_shardings(boxed, self.mesh, self.rules)
+      abstract = checkpoint.abstract_with_shardings(nn.meta.unbox(boxed), shardings[name])
+      frozen[name] = checkpoint.restore_variables(stage.path, abstract)
+      log.info("frozen stage %s from %s", name, stage.path)
+    return shardings, frozen
 
   def init_state(self, seed: int) -> TrainState:
     """Fresh state, or (``config.init.checkpoint``) one starting from pretrained weights for fine-tuning."""
@@ -78,13 +109,16 @@ class Trainer:
                                                 head=tuple(self.task.head_prefixes))
     log.info("initialised from %s%s", path, f"; new {', '.join(reinitialised)}" if reinitialised else "")
     params = variables.pop("params")
-    build = jax.jit(lambda p, ms: create(p, ms, self.tx), out_shardings=self.state_shardings)
+    build = jax.jit(self._create, out_shardings=self.state_shardings)
     with self.context():
       return build(params, variables)
 
   # --- steps -------------------------------------------------------------------------------------------------------
-  def _grads(self, params, model_state, batch, rng, step):
-    grad_fn = jax.value_and_grad(self.task.loss, has_aux=True)
+  def grads(self, loss_fn: Callable, params: Any, model_state: Any, batch: dict[str, jax.Array], rng: jax.Array,
+            step: jax.Array) -> tuple[Any, dict[str, jax.Array], Any]:
+    """``(grads, metrics, new model_state)`` of ``loss_fn(params, model_state, batch, rng, step) → (loss, (metrics,
+    model_state))``, averaged over ``config.train.grad_accum_steps`` microbatches."""
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     accum = int(self.config.train.grad_accum_steps)
     if accum == 1:
       (_, (metrics, model_state)), grads = grad_fn(params, model_state, batch, rng, step)
@@ -102,18 +136,65 @@ class Trainer:
     (grads, model_state, _), metrics = jax.lax.scan(body, (zeros, model_state, 0), jax.tree.map(split, batch))
     return jax.tree.map(lambda g: g / accum, grads), jax.tree.map(jnp.mean, metrics), model_state
 
-  def train_step(self, state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
+  def apply_gradients(self, state: TrainState, grads: Any, group: str | None = None
+                      ) -> tuple[TrainState, dict[str, jax.Array]]:
+    """``state`` with ``grads`` applied by the optimiser of ``group`` (None: the single group), and the gradient
+    norm and learning rate it used. The step counter and the EMA are the trainer's (:meth:`train_step`)."""
+    tx, schedule = self.optimizers[group]
+    params = state.params if group is None else state.params[group]
+    opt_state = state.opt_state if group is None else state.opt_state[group]
+    updates, opt_state = tx.update(grads, opt_state, params)
+    params = jax.tree.map(jnp.add, params, updates)
+    if group is not None:
+      params, opt_state = {**state.params, group: params}, {**state.opt_state, group: opt_state}
+    return state.replace(params=params, opt_state=opt_state), {"grad_norm": _global_norm(grads),
+                                                                "lr": schedule(state.step)}
+
+  def _default_step(self, state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, frozen: dict
+                    ) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One update of the single group, or one of each group in ``task.param_groups`` order."""
+    if self.groups is None:
+      loss_fn = functools.partial(self.task.loss, frozen=frozen)
+      grads, metrics, model_state = self.grads(loss_fn, state.params, state.model_state, batch, rng, state.step)
+      state, stats = self.apply_gradients(state.replace(model_state=model_state), grads)
+      return state, {**metrics, **stats}
+    metrics, total = {}, 0.0
+    for i, group in enumerate(self.groups):
+      def loss_fn(group_params, model_state, batch, rng, step, group=group, params=state.params):
+        return self.task.loss({**params, group: group_params}, model_state, batch, rng, step, frozen=frozen,
+                              group=group)
+      grads, group_metrics, model_state = self.grads(loss_fn, state.params[group], state.model_state, batch,
+                                                     jax.random.fold_in(rng, i), state.step)
+      state, stats = self.apply_gradients(state.replace(model_state=model_state), grads, group)
+      metrics.update({f"{group}/{k}": v for k, v in {**group_metrics, **stats}.items()})
+      total = total + group_metrics["loss"]
+    return state, {**metrics, "loss": total}
+
+  def train_step(self, state: TrainState, batch: dict[str, jax.Array], frozen: dict
+                 ) -> tuple[TrainState, dict[str, jax.Array]]:
     rng = jax.random.fold_in(jax.random.key(int(self.config.seed)), state.step)
-    grads, metrics, model_state = self._grads(state.params, state.model_state, batch, rng, state.step)
-    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-    params = jax.tree.map(jnp.add, state.params, updates)
-    metrics = {**metrics, "grad_norm": _global_norm(grads), "lr": self.schedule(state.step)}
-    return TrainState(state.step + 1, params, model_state, opt_state), metrics
+    custom = getattr(self.task, "train_step", None)
+    state, metrics = (custom(self, state, batch, rng, frozen) if custom is not None
+                      else self._default_step(state, batch, rng, frozen))
+    if state.ema is not None:
+      state = state.replace(ema=update_ema(state.ema, ema_subtree(state.params, self.ema_groups), self.ema_decay))
+    return state.replace(step=state.step + 1), metrics
+
+  @functools.cached_property
+  def jitted_train_step(self) -> Callable:
+    """``step(state, batch, frozen) → (state, metrics)``, jit-ed with the shardings of the state, the batch and the
+    frozen stages (arguments, not constants baked into the program); the state is donated."""
+    batch_shardings = jax.tree.map(lambda _: self.batch_sharding, self.task.example_batch(1))
+    return jax.jit(self.train_step, in_shardings=(self.state_shardings, batch_shardings, self.frozen_shardings),
+                   out_shardings=(self.state_shardings, parallel.replicated(self.mesh)), donate_argnums=0)
 
   def compiled_train_step(self) -> Callable:
-    batch_shardings = jax.tree.map(lambda _: self.batch_sharding, self.task.example_batch(1))
-    return jax.jit(self.train_step, in_shardings=(self.state_shardings, batch_shardings),
-                   out_shardings=(self.state_shardings, parallel.replicated(self.mesh)), donate_argnums=0)
+    """``step(state, batch) → (state, metrics)``: :attr:`jitted_train_step` with this trainer's frozen stages."""
+    return lambda state, batch: self.jitted_train_step(state, batch, self.frozen)
+
+  def variables(self, state: TrainState) -> dict[str, Any]:
+    """What evaluation and export read: the params (the EMA in their place when kept) and the model state."""
+    return {"params": with_ema(state.params, state.ema, self.ema_groups), **state.model_state}
 
   @functools.cached_property
   def _jitted_predict(self) -> Callable:
@@ -121,11 +202,12 @@ class Trainer:
 
   def predict_fn(self, state: TrainState) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
     """Host batch → task outputs gathered to numpy on every host."""
-    variables = {"params": state.params, **state.model_state}
+    variables = self.variables(state)
 
     def predict(batch):
       with self.context():
-        out = self._jitted_predict(variables, parallel.host_batch_to_global(batch, self.batch_sharding))
+        out = self._jitted_predict(variables, parallel.host_batch_to_global(batch, self.batch_sharding),
+                                   frozen=self.frozen)
       if jax.process_count() == 1:
         return jax.tree.map(np.asarray, out)
       return jax.tree.map(np.asarray, multihost_utils.process_allgather(out, tiled=True))
@@ -140,6 +222,11 @@ class Trainer:
     step = checkpoint.require_latest_step(workdir) if step is None else step
     with checkpoint.manager(workdir, read_only=True) as mngr:
       return checkpoint.restore(mngr, step, self.abstract_state, iterator)
+
+  def export(self, state: TrainState, path: str) -> None:
+    """Writes ``state``'s variables as the task's model directory ``path`` (on the first process)."""
+    if jax.process_index() == 0:
+      self.task.export(path, jax.device_get(self.variables(state)))
 
 
 def merge_pretrained(fresh: dict, pretrained: dict, source: str, reinit: tuple[str, ...] = (),
@@ -207,21 +294,22 @@ class _PendingMetrics:
     return {k: float(np.mean([m[k] for _, m in fetched])) for k in fetched[-1][1]}
 
 
-def train(config: Any, workdir: str, *, until_step: int | None = None) -> dict[str, Any]:
-  """Trains (or resumes) ``config`` in ``workdir`` up to ``config.train.steps`` (or ``until_step``, then stops with
-  a checkpoint, e.g. for staged runs). Returns the last logged train metrics and the final eval metrics."""
+def train(task: Any, workdir: str, *, until_step: int | None = None) -> dict[str, Any]:
+  """Trains (or resumes) ``task`` (built from its config by :func:`audiojax.tasks.registry.build`) in ``workdir`` up
+  to ``config.train.steps`` (or ``until_step``, then stops with a checkpoint, e.g. for staged runs). Returns the last
+  logged train metrics and the final eval metrics."""
+  config = task.config
   os.makedirs(workdir, exist_ok=True)
-  trainer = Trainer(config)
+  trainer = Trainer(task)
   _check_config(config, trainer.mesh)
   total = int(config.train.steps)
   stop = total if until_step is None else min(int(until_step), total)
   if jax.process_index() == 0:
-    config_lib.save(config, os.path.join(workdir, "config.json"))
-    model_dir.write_class_names(workdir, trainer.task.class_names or [])
-    if hasattr(trainer.task, "save_assets"):  # files inference needs besides the checkpoint (a tokenizer...)
-      trainer.task.save_assets(workdir)
+    config_loader.save(config, os.path.join(workdir, "config.json"))
+    export.write_class_names(workdir, task.class_names or [])
+    task.save_assets(workdir)
 
-  iterator = iter(trainer.task.train_dataset(int(config.seed)))
+  iterator = iter(task.train_dataset(int(config.seed)))
   mngr = checkpoint.manager(workdir, keep=int(config.checkpoint.keep), async_save=bool(config.checkpoint.async_save))
   start = mngr.latest_step()
   if start is not None:
@@ -233,6 +321,8 @@ def train(config: Any, workdir: str, *, until_step: int | None = None) -> dict[s
   last_good = start if start else None
 
   writer = metrics_lib.MetricWriter(workdir)
+  if start == 0 and config.eval.get("at_start", False):
+    writer.write(0, trainer.evaluate(state))
   step_fn = trainer.compiled_train_step()
   pending = _PendingMetrics()
   log_every, ckpt_every = int(config.train.log_every), int(config.checkpoint.every_steps)
@@ -287,20 +377,20 @@ def train(config: Any, workdir: str, *, until_step: int | None = None) -> dict[s
     metrics_lib.MetricWriter(workdir).write(total, averaged)
     eval_metrics = {**eval_metrics, **averaged}
   if jax.process_index() == 0 and stop == total:
-    metrics_lib.plot_training_curve(workdir)
+    metrics_lib.plot_training_curve(workdir, task.primary_metric)
   return {"train": train_metrics, "eval": eval_metrics, "step": stop}
 
 
 def average_checkpoints(trainer: Trainer, workdir: str, steps: Sequence[int]) -> TrainState:
-  """The state of ``steps[0]`` with the parameters and model state replaced by their mean over the checkpoints of
-  ``steps`` (icefall's ``--avg``)."""
+  """The state of ``steps[0]`` with the parameters, model state and EMA replaced by their mean over the
+  checkpoints of ``steps`` (icefall's ``--avg``)."""
   first = trainer.restore(workdir, steps[0])
-  total = (first.params, first.model_state)
+  total = (first.params, first.model_state, first.ema)
   for step in steps[1:]:  # a running sum: two states in memory, however many are averaged
     state = trainer.restore(workdir, step)
-    total = jax.tree.map(jnp.add, total, (state.params, state.model_state))
-  params, model_state = jax.tree.map(lambda x: x / len(steps), total)
-  return first.replace(params=params, model_state=model_state)
+    total = jax.tree.map(jnp.add, total, (state.params, state.model_state, state.ema))
+  params, model_state, ema = jax.tree.map(lambda x: x / len(steps), total)
+  return first.replace(params=params, model_state=model_state, ema=ema)
 
 
 def average_best_checkpoints(trainer: Trainer, workdir: str, n: int) -> dict[str, Any]:
@@ -313,60 +403,31 @@ def average_best_checkpoints(trainer: Trainer, workdir: str, n: int) -> dict[str
   if not scored:
     raise UserError(f"checkpoint.average_best={n} but no kept checkpoint was evaluated; make checkpoint.every_steps "
                     f"a multiple of eval.every_steps and checkpoint.keep large enough")
-  higher_is_better = getattr(trainer.task, "primary_metric_mode", "max") == "max"
+  higher_is_better = trainer.task.primary_metric_mode == "max"
   best = sorted(scored, key=scored.get, reverse=higher_is_better)[:n]
   averaged = average_checkpoints(trainer, workdir, best)
   result = {f"{key.replace('eval/', 'eval/averaged_')}": trainer.evaluate(averaged)[key],
             "averaged_steps": sorted(best)}
-  _export(trainer, averaged, os.path.join(workdir, "averaged"))
+  trainer.export(averaged, os.path.join(workdir, "averaged"))
   return result
 
 
-def export_average_of_last(workdir: str, n: int, out: str) -> list[int]:
-  """Exports the mean of the newest ``n`` kept checkpoints of ``workdir`` as the model directory ``out`` (any
-  ``--checkpoint`` reads it). Returns the averaged steps."""
+def export_average_of_last(task: Any, workdir: str, n: int, out: str) -> list[int]:
+  """Exports the mean of the newest ``n`` kept checkpoints of ``workdir`` (trained by ``task``'s config) as the
+  model directory ``out`` (any ``--checkpoint`` reads it). Returns the averaged steps."""
   with checkpoint.manager(workdir, read_only=True) as mngr:
     kept = sorted(mngr.all_steps())
   if not 1 <= n <= len(kept):
     raise UserError(f"cannot average the last {n} checkpoints of '{workdir}', which keeps {len(kept)} {kept}; pass "
                     f"--last between 1 and {len(kept)}")
   steps = kept[-n:]
-  trainer = _inference_trainer(workdir)
-  _export(trainer, average_checkpoints(trainer, workdir, steps), out)
+  trainer = Trainer(task)
+  trainer.export(average_checkpoints(trainer, workdir, steps), out)
   return steps
 
 
-def _export(trainer: Trainer, state: TrainState, path: str) -> None:
-  """Writes ``state``'s variables as the task's model directory ``path`` (on the first process)."""
-  if jax.process_index() == 0:
-    trainer.task.export(path, jax.device_get({"params": state.params, **state.model_state}))
-
-
-def _inference_trainer(workdir: str, config: Any | None = None) -> Trainer:
-  """A trainer for the checkpoints of ``workdir`` (its ``config.json``, or ``config``) on a data-parallel mesh over
-  the local devices. Fields added to the code since the workdir was written take their defaults
-  (``configs.with_current_defaults``)."""
-  config = configs.with_current_defaults(
-      config_lib.restore(os.path.join(workdir, "config.json")) if config is None else config)
-  with config.unlocked():
-    config.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
-  return Trainer(config, class_names=model_dir.read_class_names(workdir))
-
-
-def load_for_inference(workdir: str, config: Any | None = None) -> tuple[Trainer, TrainState, int]:
-  """The trained state of ``workdir`` (newest checkpoint) on a data-parallel mesh over the local devices;
-  ``config`` replaces the workdir's own ``config.json`` (e.g. with inference-time paths)."""
+def evaluate(task: Any, workdir: str) -> dict[str, float]:
+  """Evaluates the newest checkpoint of ``workdir`` with ``task`` (built from the workdir's config)."""
+  trainer = Trainer(task)
   step = checkpoint.require_latest_step(workdir)
-  trainer = _inference_trainer(workdir, config)
-  return trainer, trainer.restore(workdir, step), step
-
-
-def evaluate(workdir: str, overrides: Sequence[str] = ()) -> dict[str, float]:
-  """Evaluates the newest checkpoint of ``workdir`` with the config it was trained with (fields added to the code
-  since then take their defaults), changed by ``overrides`` (``--config.eval.decoder=ctc`` ...)."""
-  restored = configs.with_current_defaults(config_lib.restore(os.path.join(workdir, "config.json")))
-  config = config_lib.override(restored, overrides)
-  trainer = Trainer(config)
-  step = checkpoint.require_latest_step(workdir)
-  state = trainer.restore(workdir, step)
-  return {"step": step, **trainer.evaluate(state)}
+  return {"step": step, **trainer.evaluate(trainer.restore(workdir, step))}

@@ -1,4 +1,9 @@
-"""Train state and optimizer built from config."""
+"""Train state and optimizers built from config.
+
+A task trains one parameter tree with ``config.optim``, or several named groups (``task.param_groups``, e.g.
+``("discriminator", "generator")``), each a top-level key of the params with its own optimiser
+``config.optim.<group>`` and its own optimiser state, so that updating one group never moves another's moments.
+"""
 from __future__ import annotations
 
 import re
@@ -17,9 +22,10 @@ class TrainState:
   """Everything a step reads and writes. ``step`` counts completed optimizer updates."""
 
   step: jax.Array
-  params: Any
+  params: Any  # one tree, or {group: tree} for a task with parameter groups
   model_state: Any  # non-trained collections, e.g. {"batch_stats": ...}; {} when the model has none
-  opt_state: Any
+  opt_state: Any  # the optimiser's state, or {group: state}
+  ema: Any = None  # with config.train.ema_decay: the moving average of params (or of task.ema_groups), else None
 
 
 def learning_rate_schedule(optim: Any, total_steps: int) -> optax.Schedule:
@@ -90,6 +96,47 @@ def make_optimizer(optim: Any, total_steps: int) -> tuple[optax.GradientTransfor
   return tx, schedule
 
 
-def create(params: Any, model_state: Any, tx: optax.GradientTransformation) -> TrainState:
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
-                    opt_state=tx.init(params))
+def make_optimizers(optim: Any, groups: tuple[str, ...] | None, total_steps: int
+                    ) -> dict[str | None, tuple[optax.GradientTransformation, optax.Schedule]]:
+  """``{None: (tx, schedule)}`` from ``config.optim`` for a single-group task; ``{group: (tx, schedule)}`` from each
+  ``config.optim.<group>`` for a task with parameter groups (a missing group is a UserError)."""
+  if not groups:
+    return {None: make_optimizer(optim, total_steps)}
+  missing = [g for g in groups if g not in optim]
+  if missing:
+    raise UserError(f"the task trains parameter groups {', '.join(groups)}; config.optim lacks "
+                    f"{', '.join(missing)}: give each group its optimiser fields (audiojax.config.common.optimizer())")
+  return {g: make_optimizer(optim[g], total_steps) for g in groups}
+
+
+def ema_subtree(params: Any, groups: tuple[str, ...] | None) -> Any:
+  """The part of ``params`` an EMA follows: all of it, or the listed groups."""
+  return params if groups is None else {g: params[g] for g in groups}
+
+
+def update_ema(ema: Any, params: Any, decay: float) -> Any:
+  """``ema ← decay · ema + (1 − decay) · params`` leaf by leaf, in each leaf's dtype."""
+  return jax.tree.map(lambda e, p: (decay * e + (1.0 - decay) * p).astype(e.dtype), ema, params)
+
+
+def with_ema(params: Any, ema: Any, groups: tuple[str, ...] | None) -> Any:
+  """``params`` with the EMA'd part replaced by ``ema`` (what evaluation and export read); ``params`` when there is
+  no EMA."""
+  if ema is None:
+    return params
+  return ema if groups is None else {**params, **ema}
+
+
+def create(params: Any, model_state: Any, optimizers: dict | optax.GradientTransformation,
+           ema_groups: tuple[str, ...] | None = None, ema: bool = False) -> TrainState:
+  """A step-0 state: optimiser states from one ``tx`` or :func:`make_optimizers`' dict, and with ``ema`` an EMA
+  equal to the params (of ``ema_groups``, or all)."""
+  if isinstance(optimizers, optax.GradientTransformation):
+    opt_state = optimizers.init(params)
+  elif None in optimizers:
+    opt_state = optimizers[None][0].init(params)
+  else:
+    opt_state = {g: tx.init(params[g]) for g, (tx, _) in optimizers.items()}
+  average = jax.tree.map(jnp.copy, ema_subtree(params, ema_groups)) if ema else None
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state, opt_state=opt_state,
+                    ema=average)

@@ -2,7 +2,7 @@
 
 Command:  XLA_FLAGS=--xla_force_host_platform_device_count=8 \
           python -m audiojax train --config experiments/ced/demo.py --workdir workdirs/demo
-          (`:smoke` = 6 steps on the tiny corpus, for tests)
+          (`:local` = 6 steps on the tiny corpus, for tests)
 Hardware: a 2-core CPU with 8 simulated devices, mesh data=4 × fsdp=2 (parameters FSDP-sharded, batch over all 8).
 Model:    CED-tiny width (192-dim, 3 heads) at depth 4 — the full 12-layer CED-tiny learns too slowly from scratch
           for a few CPU minutes (held-out mAP 0.128 after 200 steps, 0.200 for depth 4 after 500). Drop the
@@ -12,11 +12,12 @@ Runtime:  `make demo` from a fresh clone: 8.5 min on 2 cores (venv 1.5, corpus 0
 Expected: held-out mAP 0.189 vs 0.092 for the label-prior baseline (0.144 / 0.164 / 0.189 at steps 150 / 300 / 450).
           The test split holds out programs, pitches and drum keys, so this is generalisation to unseen instruments.
 """
-from audiojax import configs
+from audiojax.config import ced, common
 
 
 def get_config(arg: str = ""):
-  c = configs.tagging_base()
+  a = common.parse_arg(arg)
+  c = ced.tagging()
   c.data.name = "gm_instruments/demo"
   c.data.clip_seconds = 2.0
   c.model.variant = "tiny"
@@ -33,18 +34,9 @@ def get_config(arg: str = ""):
   c.eval.batch_size = 64
   c.checkpoint.every_steps = 150
   c.mesh = {"data": 4, "fsdp": 2, "tensor": 1}
-  if arg == "smoke":
-    c.data.name = "gm_instruments/tiny"
-    c.data.clip_seconds = 1.0
-    c.model.overrides = {"depth": 1, "bn_momentum": 0.9}
-    c.train.steps = 6
-    c.train.batch_size = 8
-    c.train.log_every = 2
-    c.optim.warmup_steps = 2
-    c.eval.every_steps = 0
-    c.eval.batch_size = 8
-    c.checkpoint.every_steps = 3
-    c.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
-  elif arg:
-    raise ValueError(f"experiments/ced/demo.py takes '' or 'smoke', not '{arg}'")
+  if a.local:
+    common.local(c, {"data.name": "gm_instruments/tiny", "data.clip_seconds": 1.0,
+                     "model.overrides": {"depth": 1, "bn_momentum": 0.9}, "train.steps": 6, "train.batch_size": 8,
+                     "train.log_every": 2, "optim.warmup_steps": 2, "eval.batch_size": 8,
+                     "checkpoint.every_steps": 3})
   return c

@@ -17,49 +17,19 @@ Expected: the paper's mAP — AS-20K 36.5 / 38.5 / 41.6 / 44.0 and AS-2M 48.1 / 
 Differences from the original: AdamW without weight decay instead of bitsandbytes Adam8bit; bfloat16 compute
 instead of fp16 AMP; no mixup (the author doubts it was used with consistency, CED issue #23).
 """
-from audiojax import configs
-
-LR = {"tiny": 1e-3, "mini": 1e-3, "small": 3e-4, "base": 3e-4}
+from audiojax.config import ced, common
 
 
 def get_config(arg: str = ""):
-  a = configs.parse_arg(arg, variant="mini", subset="as2m", local=False)
-  if a.variant not in LR or a.subset not in ("as20k", "as2m"):
-    raise ValueError(f"variant must be one of {sorted(LR)} and subset as20k or as2m; got {arg!r}")
-  full = a.subset == "as2m"
-  steps_per_epoch = 6250 if full else 690
-  c = configs.tagging_base()
-  c.task = "distill"
-  c.distill = configs.ml_collections.ConfigDict({"store": "", "consistent": True})
-  c.data.name = "audioset/full" if full else "audioset/balanced"
-  c.data.train_split = "unbalanced_train+balanced_train" if full else "balanced_train"
-  c.data.eval_split = "eval"
-  c.data.clip_seconds = 10.0
-  c.model.variant = a.variant
-  c.model.dtype = "bfloat16"
-  c.train.batch_size = 128 if full else 32
-  c.train.steps = 300 * steps_per_epoch
-  c.train.log_every = 100
-  c.optim.lr = LR[a.variant]
-  c.optim.warmup_steps = 62_500 if full else 5_000
-  c.optim.end_lr_factor = 0.1
-  c.optim.weight_decay = 0.0
-  c.optim.clip_norm = 0.0
-  c.eval.every_steps = (3 if full else 5) * steps_per_epoch
-  c.eval.batch_size = 128
+  a = common.parse_arg(arg, variant="mini", subset="as2m")
+  if a.subset not in ("as20k", "as2m"):
+    raise ValueError(f"subset must be as20k or as2m; got {arg!r}")
+  c = ced.audioset(ced.distill(), a.variant, full=a.subset == "as2m")
   c.checkpoint.every_steps = c.eval.every_steps
   c.checkpoint.keep = 100
   c.checkpoint.average_best = 4  # the paper averages its 4 best checkpoints
-  c.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
   if a.local:
-    c.model.dtype = "float32"
-    c.model.overrides = {"depth": 2}
-    c.train.batch_size = 8
-    c.train.steps = 20
-    c.train.log_every = 5
-    c.optim.warmup_steps = 5
-    c.eval.every_steps = 10
-    c.eval.batch_size = 8
-    c.checkpoint.every_steps = 10
-    c.checkpoint.average_best = 2
+    common.local(c, {"model.overrides": {"depth": 2}, "train.batch_size": 8, "train.steps": 20, "train.log_every": 5,
+                     "optim.warmup_steps": 5, "eval.every_steps": 10, "eval.batch_size": 8,
+                     "checkpoint.every_steps": 10, "checkpoint.average_best": 2})
   return c

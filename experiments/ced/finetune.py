@@ -13,12 +13,12 @@ Runtime:  300 steps of batch 32 × 2 s clips: ≈ 10 min for CED-mini on a 2-cor
 Expected: not measured with a released checkpoint here (none can be downloaded on this machine); the test suite
           fine-tunes a converted checkpoint end to end and checks that only the head starts fresh.
 """
-from audiojax import configs
+from audiojax.config import ced, common
 
 
 def get_config(arg: str = ""):
-  a = configs.parse_arg(arg, variant="mini", steps=300)
-  c = configs.tagging_base()
+  a = common.parse_arg(arg, variant="mini", steps=300)
+  c = ced.tagging()
   c.model.variant = a.variant
   c.data.name = "gm_instruments/demo"
   c.data.clip_seconds = 2.0
@@ -30,4 +30,8 @@ def get_config(arg: str = ""):
   c.optim.weight_decay = 0.01
   c.eval.every_steps = 100
   c.checkpoint.every_steps = 100
+  if a.local:
+    common.local(c, {"data.name": "gm_instruments/tiny", "data.clip_seconds": 1.0, "train.steps": 6,
+                     "train.batch_size": 8, "train.log_every": 2, "optim.warmup_steps": 2, "eval.batch_size": 8,
+                     "checkpoint.every_steps": 3})
   return c

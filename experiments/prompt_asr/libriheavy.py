@@ -21,12 +21,12 @@ Expected: the recipe's normalised WER on LibriHeavy test-clean/test-other with m
           encoder-side simple projection ignored the style; ``espeak.py``): if mixed-punc output reads like babble
           while upper-no-punc is fine, train with ``--config.loss.am_only_scale=0.1``.
 """
-from audiojax import configs
+from audiojax.config import common, prompt_asr
 
 
 def get_config(arg: str = ""):
-  a = configs.parse_arg(arg, content="pre_text", local=False, bert_dir="")
-  c = configs.asr_base()
+  a = common.parse_arg(arg, content="pre_text", bert_dir="")
+  c = prompt_asr.asr()
   c.data.name = "libriheavy/medium"
   c.data.eval_split = "test_clean"
   c.data.max_seconds = 30.0
@@ -56,11 +56,6 @@ def get_config(arg: str = ""):
     c.model.bert_dir = a.bert_dir
     c.data.max_prompt_tokens = 500
   if a.local:  # the same pipeline shrunk to a CPU (needs the dataset built from a few manifests)
-    c.model.variant = "tiny"
-    c.model.dtype = "float32"
-    c.data.max_seconds = 20.0
-    c.train.steps = 20
-    c.train.batch_size = 4
-    c.eval.max_examples = 8
-    c.eval.batch_size = 4
+    common.local(c, {"model.variant": "tiny", "data.max_seconds": 20.0, "train.steps": 20, "train.batch_size": 4,
+                     "eval.max_examples": 8, "eval.batch_size": 4})
   return c

@@ -31,7 +31,7 @@ from typing import Iterator
 import tensorflow_datasets as tfds
 
 from audiojax.audio.io import load_audio, pcm16
-from audiojax.configs import default_cache_dir
+from audiojax.paths import default_cache_dir
 from audiojax.data.builders.debsfx import fetch_packages, manual_command
 from audiojax.data.speech_corpora import speech_features
 from audiojax.errors import UserError

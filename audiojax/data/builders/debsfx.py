@@ -76,7 +76,7 @@ import soundfile as sf
 import tensorflow_datasets as tfds
 
 from audiojax.audio.io import load_audio, pcm16, resample, to_mono
-from audiojax.configs import default_cache_dir
+from audiojax.paths import default_cache_dir
 from audiojax.errors import UserError
 
 log = logging.getLogger("audiojax")

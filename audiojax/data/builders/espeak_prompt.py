@@ -57,6 +57,7 @@ from audiojax.audio.io import pcm16, resample
 from audiojax.data import espeak
 from audiojax.data.speech_corpora import speech_features
 from audiojax.errors import UserError
+from audiojax.text.respell import respellings
 
 log = logging.getLogger("audiojax")
 
@@ -77,21 +78,13 @@ _BOOK_SIZES = (4, 8)
 _MAX_VARIANTS = 3  # respellings tried per name
 _SPLIT_INDEX = {"train": 0, "test": 1}
 
-# ---- names: syllables, and respellings espeak-ng may pronounce the same ----
+# ---- names: syllables (their respellings, which espeak-ng may pronounce the same: audiojax.text.respell) ----
 _HEADS = ("Kal Bron Tess Quil Ash Mor Vel Dar Fen Gal Hal Jor Lin Mar Nor Per Ros Sel Tor Ul Wen Zan Bel Cor Dun El "
           "Fal Gar Isk Kor Lor Mal Nev Or Rav Sil Tal Ver Yor Zer Bar Cal Del Eth Fin Gil Hel Ist Jen Kel Lan Mir Nel "
           "Pal Ran Sor Tam Val Wil Ar Brin Cad Dov Em Fel Gor Hod Ith Kip").split()
 _MIDDLES = ("", "", "", "a", "i", "o", "e", "u", "ali", "ori", "ava", "eli", "ane", "aro", "esi")
 _TAILS = ("mor beth luna vik mere wick dor ric wyn thas rin dell fax lix ton bert mund gard wen nia ra lo vin sa zar "
           "mont ley phine ford quist bek das tine lyn stan grim fi cot vane rick dith mire zel").split()
-_RESPELLINGS = (  # (pattern, replacement) applied at one match at a time
-    (r"^K(?=[aou])", "C"), (r"^C(?=[aou])", "K"), (r"c(?=[aou])", "k"), (r"k(?=[aou])", "c"), (r"ph", "f"),
-    (r"f", "ph"), (r"qu", "kw"), (r"(?<=[^aeiouy])y(?=[^aeiouy])", "i"), (r"(?<=[^aeiouy])i(?=[^aeiouy])", "y"),
-    (r"ck$", "k"), (r"(?<=[aeiou])k$", "ck"), (r"(?<=[aeiou])c$", "k"), (r"ee", "ea"), (r"ea", "ee"),
-    (r"(?<=[aeiou])([lnrstm])(?=[aeiou])", r"\1\1"), (r"([lnrstm])\1", r"\1"), (r"or$", "ore"), (r"ore$", "or"),
-    (r"(?<=[aeiou])x$", "cks"), (r"(?<=[aeiou])s$", "ss"), (r"ine$", "ene"), (r"ey$", "y"), (r"y$", "ie"),
-    (r"(?<=[aeiou])([lnr])$", r"\1\1"), (r"([lnr])\1$", r"\1"), (r"(?<=[^aeiou])e$", ""), (r"th$", "the"),
-)
 
 # ---- sentence templates: {slot} is filled per occurrence; a capitalised slot name capitalises the filler ----
 TRAIN_TEMPLATES = (
@@ -302,18 +295,6 @@ def vocabulary() -> set[str]:
   words.update(plural(n) for n in _NOUNS + _ANIMALS)
   words.update(("a", "an", "the", "on", "in", "days", "ago", "hundred", "and"))
   return words
-
-
-def respellings(name: str) -> list[str]:
-  """Candidate other spellings of ``name`` (one rule applied once each), sorted."""
-  found = set()
-  for pattern, replacement in _RESPELLINGS:
-    for match in re.finditer(pattern, name):
-      candidate = name[:match.start()] + match.expand(replacement) + name[match.end():]
-      candidate = candidate[:1].upper() + candidate[1:]
-      if candidate != name and len(candidate) > 2:
-        found.add(candidate)
-  return sorted(found)
 
 
 def _all_phonemes(words: list[str], accents: Sequence[str]) -> dict[str, dict[str, str]]:

@@ -1,0 +1,97 @@
+"""A model and its variables from a model directory (converted or exported: ``model.json`` + ``variables/``) or a
+training workdir (``config.json`` + checkpoints), reading only the parameters and model state: no optimiser state,
+no dataset, no task (:func:`audiojax.train.checkpoint.restore_variables`)."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import flax.linen as nn
+import jax
+
+from audiojax.config import loader
+from audiojax.errors import UserError
+from audiojax.models import ced as ced_model
+from audiojax.models import prompt_asr as prompt_asr_model
+from audiojax.tasks import asr, registry, tagging
+from audiojax.text import prompts
+from audiojax.text.tokenizer import Tokenizer
+from audiojax.train import checkpoint, export
+
+
+def require_dir(path: str) -> str:
+  """``path`` made absolute; a missing directory is a UserError."""
+  path = os.path.abspath(path)
+  if not os.path.isdir(path):
+    raise UserError(f"checkpoint '{path}' does not exist; give a training workdir or a converted model directory")
+  return path
+
+
+def workdir_config(path: str) -> Any | None:
+  """The completed config of a training workdir, or None when ``path`` is none."""
+  if not os.path.isfile(os.path.join(path, "config.json")):
+    return None
+  return registry.with_current_defaults(loader.restore(os.path.join(path, "config.json")))
+
+
+def variables(path: str, model: nn.Module, *inputs: Any) -> dict[str, Any]:
+  """The variables of ``model`` (whose ``init(rng, *inputs)`` gives their shapes) stored in ``path``."""
+  abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), *inputs))
+  return checkpoint.restore_variables(path, nn.meta.unbox(abstract))
+
+
+def ced(path: str, **runtime: Any) -> tuple[ced_model.CED, dict[str, Any]]:
+  """``(model, variables)`` of a CED model directory or tagging workdir; ``model.apply(variables, wave)`` gives the
+  outputs. ``runtime`` sets fields such as ``attention_impl`` or ``dtype``."""
+  path = require_dir(path)
+  if export.is_model_dir(path):
+    model = ced_model.from_config(export.read_meta(path, ced_model.FAMILY), **runtime)
+  else:
+    config = workdir_config(path)
+    if config is None:
+      raise UserError(f"'{path}' is neither a model directory (model.json) nor a training workdir (config.json); "
+                      f"convert a checkpoint with 'python -m audiojax convert ced' or train one")
+    if registry.get(config.task).model is not ced_model:
+      raise UserError(f"'{path}' holds a {config.task} run, not a CED tagger")
+    model = tagging.model_from_config(config.model, len(export.read_class_names(path)))
+    model = model.clone(**runtime) if runtime else model
+  return model, variables(path, model, *ced_model.example_inputs(model))
+
+
+def prompt_encoding(settings: dict[str, Any]) -> prompts.PromptEncoding:
+  """The prompt encoding a Prompt-ASR model was trained with: UTF-8 bytes, or WordPiece of its BERT
+  (``vocab_dir``)."""
+  if settings.get("vocab_dir"):
+    return prompts.PromptEncoding(int(settings["max_prompt_tokens"]), settings["vocab_dir"])
+  return prompts.PromptEncoding(int(settings["max_prompt_bytes"]))
+
+
+def prompt_asr(path: str) -> tuple[prompt_asr_model.PromptASR, dict[str, Any], Tokenizer, dict[str, Any]]:
+  """``(model, variables, tokenizer, settings)`` of a Prompt-ASR model directory or training workdir; ``settings``
+  holds ``max_seconds`` (the window), ``max_prompt_bytes`` and, with a BERT prompt encoder, ``vocab_dir`` and
+  ``max_prompt_tokens``."""
+  path = require_dir(path)
+  tokenizer_file = os.path.join(path, asr.TOKENIZER_FILE)
+  if not os.path.isfile(tokenizer_file):
+    raise UserError(f"'{path}' has no {asr.TOKENIZER_FILE}; point --checkpoint at a PromptASR training workdir or "
+                    f"model directory")
+  tokenizer = Tokenizer(tokenizer_file)
+  if export.is_model_dir(path):
+    meta = export.read_meta(path, prompt_asr_model.FAMILY)
+    settings = {"max_seconds": meta["max_seconds"], "max_prompt_bytes": meta["max_prompt_bytes"]}
+    if meta.get("text_encoder") == "bert":
+      settings.update(vocab_dir=os.path.join(path, asr.BERT_VOCAB_DIR), max_prompt_tokens=meta["max_prompt_tokens"])
+    model = prompt_asr_model.from_config(meta, tokenizer.vocab_size)
+  else:
+    config = workdir_config(path)
+    if config is None:
+      raise UserError(f"'{path}' is neither a model directory nor a training workdir (no model.json or config.json)")
+    config = asr.AsrTask.workdir_config(config, path)
+    model = asr.model_from_config(config.model, tokenizer.vocab_size)
+    settings = {"max_seconds": float(config.data.max_seconds), "max_prompt_bytes": int(config.data.max_prompt_bytes)}
+    if asr.bert_dir(config.model):
+      settings.update(vocab_dir=config.model.bert_dir,
+                      max_prompt_tokens=int(config.data.get("max_prompt_tokens", 128)))
+  samples = int(settings["max_seconds"] * prompt_asr_model.SAMPLE_RATE)
+  inputs = prompt_asr_model.example_inputs(model, samples, prompt_encoding(settings).max_length)
+  return model, variables(path, model, *inputs), tokenizer, settings
