@@ -14,6 +14,7 @@ import soundfile as sf
 
 from audiojax.data import builders
 from audiojax.data.builders import debsfx
+from audiojax.data.sources import apt
 from audiojax.errors import UserError
 
 SPLIT = {"pkg-a": "train", "pkg-b": "train", "pkg-c": "test"}
@@ -202,26 +203,26 @@ open(os.path.join(target, "usr/share/from-deb.txt"), "w").write(open(deb).read()
 
 
 def test_fetch_downloads_and_unpacks_once(fake_apt, tmp_path):
-  root = debsfx.fetch_packages(["pkg-a", "pkg-b"], str(tmp_path / "cache"))
+  root = apt.fetch_packages(["pkg-a", "pkg-b"], str(tmp_path / "cache"))
   assert root == str(tmp_path / "cache" / "debsfx")
   for package in ("pkg-a", "pkg-b"):
     assert (tmp_path / "cache/debsfx" / package / "usr/share/from-deb.txt").read_text() == package
     assert (tmp_path / "cache/debs" / f"{package}_1.0_all.deb").exists()
-  assert debsfx.fetch_packages(["pkg-a", "pkg-b"], str(tmp_path / "cache")) == root
+  assert apt.fetch_packages(["pkg-a", "pkg-b"], str(tmp_path / "cache")) == root
   assert fake_apt.read_text().splitlines() == ["download pkg-a pkg-b"]  # the second call found both unpacked
 
 
 def test_fetch_reports_apt_failure(fake_apt, tmp_path):
   with pytest.raises(UserError, match=r"failed \(E: Unable to locate package no-such-package\); .*apt-get update.*"
                                       r"apt-get download pkg-a no-such-package"):
-    debsfx.fetch_packages(["pkg-a", "no-such-package"], str(tmp_path / "cache"))
+    apt.fetch_packages(["pkg-a", "no-such-package"], str(tmp_path / "cache"))
 
 
 def test_fetch_without_apt(monkeypatch, tmp_path):
-  monkeypatch.setattr(debsfx.shutil, "which", lambda tool: None)
+  monkeypatch.setattr(apt.shutil, "which", lambda tool: None)
   with pytest.raises(UserError, match="'apt-get', which is not installed here; .* run: apt-get download pkg-a && "
                                       "for f in \\*.deb; do dpkg-deb -x"):
-    debsfx.fetch_packages(["pkg-a"], str(tmp_path / "cache"))
+    apt.fetch_packages(["pkg-a"], str(tmp_path / "cache"))
 
 
 def test_committed_manifest_is_consistent():

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from audiojax.data import builders, gm_render
+from audiojax.data import builders
 from audiojax.data.builders import gm_instruments as gm
+from audiojax.data.sources import soundfont
 from audiojax.errors import UserError
 
 NAME = "gm_instruments/tiny"
@@ -29,7 +30,7 @@ def notes(examples):
   programs, pitches, keys = set(), set(), set()
   for ex in examples:
     for program, pitch in zip(ex["programs"], ex["pitches"]):
-      if program == gm_render.DRUMS:
+      if program == soundfont.DRUMS:
         keys.add(int(pitch))
       else:
         programs.add(int(program))
@@ -56,7 +57,7 @@ def test_labels_match_notes(data_dir):
   drum_class = {key: name for name, keys in gm.DRUM_KEYS.items() for key in keys}
   for ex in read(data_dir, "train") + read(data_dir, "test"):
     for label, program, pitch in zip(ex["labels"], ex["programs"], ex["pitches"]):
-      expected = drum_class[int(pitch)] if program == gm_render.DRUMS else gm.FAMILIES[program // 8]
+      expected = drum_class[int(pitch)] if program == soundfont.DRUMS else gm.FAMILIES[program // 8]
       assert gm.CLASS_NAMES[label] == expected
 
 
@@ -97,10 +98,10 @@ def test_build_is_deterministic(data_dir, tmp_path):
 
 
 def test_render_does_not_leak_between_notes():
-  first = gm_render.render_note(0, 60, 100, 0.3, 0.5)
-  gm_render.render_note(48, 60, 127, 5.0, 0.2)  # cut while a sustained note still sounds
-  gm_render.render_note(gm_render.DRUMS, 49, 127, 0.1, 0.2)
-  assert np.array_equal(gm_render.render_note(0, 60, 100, 0.3, 0.5), first)
+  first = soundfont.render_note(0, 60, 100, 0.3, 0.5)
+  soundfont.render_note(48, 60, 127, 5.0, 0.2)  # cut while a sustained note still sounds
+  soundfont.render_note(soundfont.DRUMS, 49, 127, 0.1, 0.2)
+  assert np.array_equal(soundfont.render_note(0, 60, 100, 0.3, 0.5), first)
   assert first.dtype == np.float32 and first.shape == (8000,)
 
 

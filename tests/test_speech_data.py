@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiojax.data import espeak, speech_corpora
-from audiojax.data.builders import asterisk_en, espeak_prompt
+from audiojax.data.builders import asterisk_en, espeak_prompt, libriheavy, librispeech
+from audiojax.data.sources import espeak
 from audiojax.errors import UserError
 
 
@@ -355,7 +355,7 @@ LIBRISPEECH = {  # split: {(speaker, chapter): [(utterance id, transcript)]}
 
 
 @pytest.fixture(scope="module")
-def librispeech(tmp_path_factory):
+def librispeech_layout(tmp_path_factory):
   """(root, {utterance id: int16 audio written})."""
   root = tmp_path_factory.mktemp("ls")
   rng = np.random.default_rng(1)
@@ -371,9 +371,9 @@ def librispeech(tmp_path_factory):
   return root, audio
 
 
-def test_iter_librispeech(librispeech, tmp_path):
-  root, audio = librispeech
-  examples = list(speech_corpora.iter_librispeech(root, "test-clean"))
+def test_iter_librispeech(librispeech_layout, tmp_path):
+  root, audio = librispeech_layout
+  examples = list(librispeech.iter_librispeech(root, "test-clean"))
   assert [ex["id"] for ex in examples] == ["19-198-0001", "103-1240-0000", "103-1240-0001"]  # numeric order
   for ex in examples:
     np.testing.assert_array_equal(ex["audio"], audio[ex["id"]])
@@ -381,44 +381,44 @@ def test_iter_librispeech(librispeech, tmp_path):
   assert examples[1]["text"] == "CHAPTER ONE MISSUS RACHEL LYNDE IS SURPRISED"
   tsv = tmp_path / "test-clean.biasing_100.tsv"
   tsv.write_text('103-1240-0001\tthat had its source\t["source", "woods"]\t["aubigny", "source", "woods"]\n')
-  with_context = list(speech_corpora.iter_librispeech(
+  with_context = list(librispeech.iter_librispeech(
       str(root / "LibriSpeech"), "test-clean", context_utterances=1,
-      rare_words=speech_corpora.read_biasing_tsv(tsv)))
+      rare_words=librispeech.read_biasing_tsv(tsv)))
   assert [ex["pre_text"] for ex in with_context] == ["", "", "CHAPTER ONE MISSUS RACHEL LYNDE IS SURPRISED"]
   assert [ex["rare_words"] for ex in with_context] == ["", "", "source woods"]
-  assert speech_corpora.read_biasing_tsv(tsv, with_distractors=True) == {"103-1240-0001": "aubigny source woods"}
+  assert librispeech.read_biasing_tsv(tsv, with_distractors=True) == {"103-1240-0001": "aubigny source woods"}
 
 
-def test_librispeech_errors(librispeech, tmp_path):
-  root, _ = librispeech
+def test_librispeech_errors(librispeech_layout, tmp_path):
+  root, _ = librispeech_layout
   with pytest.raises(UserError, match=r"split 'dev-clean' is not in .*\(found: test-clean, test-other\)"):
-    next(speech_corpora.iter_librispeech(root, "dev-clean"))
+    next(librispeech.iter_librispeech(root, "dev-clean"))
   broken = tmp_path / "LibriSpeech/test-clean/7/8"
   broken.mkdir(parents=True)
   (broken / "7-8.trans.txt").write_text("7-8-0000 HELLO\n")
   with pytest.raises(UserError, match="7-8-0000.flac' does not exist"):
-    list(speech_corpora.iter_librispeech(tmp_path, "test-clean"))
+    list(librispeech.iter_librispeech(tmp_path, "test-clean"))
   (broken / "7-8.trans.txt").unlink()
   with pytest.raises(UserError, match="transcript .*7-8.trans.txt' is missing"):
-    list(speech_corpora.iter_librispeech(tmp_path, "test-clean"))
+    list(librispeech.iter_librispeech(tmp_path, "test-clean"))
   bad = tmp_path / "bad.tsv"
   bad.write_text("only\ttwo\n")
   with pytest.raises(UserError, match="line 1 has 2 tab-separated fields"):
-    speech_corpora.read_biasing_tsv(bad)
+    librispeech.read_biasing_tsv(bad)
 
 
-def test_librispeech_builder(librispeech, tmp_path):
-  root, audio = librispeech
-  config = speech_corpora.LibrispeechConfig(name="fake", splits=("test-clean", "test-other"))
-  builder = speech_corpora.LibrispeechAsr(config=config, data_dir=str(tmp_path), manual_dir=str(root),
-                                          file_format="array_record")
+def test_librispeech_builder(librispeech_layout, tmp_path):
+  root, audio = librispeech_layout
+  config = librispeech.LibrispeechConfig(name="fake", splits=("test-clean", "test-other"))
+  builder = librispeech.LibrispeechAsr(config=config, data_dir=str(tmp_path), manual_dir=str(root),
+                                       file_format="array_record")
   builder.download_and_prepare()
   assert {s: builder.info.splits[s].num_examples for s in builder.info.splits} == {"test_clean": 3, "test_other": 1}
   (ex,) = read_split(builder, "test_other")
   assert ex["text"] == "THERE'S IRON THEY SAY IN ALL OUR BLOOD"
   np.testing.assert_array_equal(ex["audio"], audio["1688-142285-0000"])
   with pytest.raises(UserError, match="pass manual_dir"):
-    speech_corpora.LibrispeechAsr(config=config, data_dir=str(tmp_path / "other")).download_and_prepare()
+    librispeech.LibrispeechAsr(config=config, data_dir=str(tmp_path / "other")).download_and_prepare()
 
 
 # ---------------------------------------------------------------- LibriHeavy (a tiny manifest and LibriLight flac)
@@ -453,7 +453,7 @@ def write_manifest(path, cuts):
 
 
 @pytest.fixture(scope="module")
-def libriheavy(tmp_path_factory):
+def libriheavy_layout(tmp_path_factory):
   """(root with the manifest and download/librilight, the recording's int16 samples)."""
   root = tmp_path_factory.mktemp("lh")
   recording = np.random.default_rng(2).integers(-9000, 9000, 80000).astype(np.int16)
@@ -463,11 +463,11 @@ def libriheavy(tmp_path_factory):
   return root, recording
 
 
-def test_iter_libriheavy(libriheavy):
-  root, recording = libriheavy
+def test_iter_libriheavy(libriheavy_layout):
+  root, recording = libriheavy_layout
   manifest = root / "libriheavy_cuts_test_clean.jsonl.gz"
   for audio_root in (root, root / "download/librilight"):  # as the manifest says, or the LibriLight folder itself
-    examples = list(speech_corpora.iter_libriheavy(manifest, audio_root))
+    examples = list(libriheavy.iter_libriheavy(manifest, audio_root))
     assert [ex["id"] for ex in examples] == [c["id"] for c in CUTS]
     np.testing.assert_array_equal(examples[0]["audio"], recording[8000:8000 + 20000])
     np.testing.assert_array_equal(examples[1]["audio"], recording[32000:32000 + 24000])
@@ -478,33 +478,33 @@ def test_iter_libriheavy(libriheavy):
                                                                       "100")
 
 
-def test_libriheavy_errors(libriheavy, tmp_path):
-  root, _ = libriheavy
+def test_libriheavy_errors(libriheavy_layout, tmp_path):
+  root, _ = libriheavy_layout
   broken = dict(CUTS[0])
   del broken["recording"]
   with pytest.raises(UserError, match="line 2 has no 'recording'"):
-    list(speech_corpora.iter_libriheavy(write_manifest(tmp_path / "a.jsonl.gz", [CUTS[0], broken]), root))
+    list(libriheavy.iter_libriheavy(write_manifest(tmp_path / "a.jsonl.gz", [CUTS[0], broken]), root))
   with pytest.raises(UserError, match="audio 'download/librilight/.*' not found"):
-    list(speech_corpora.iter_libriheavy(root / "libriheavy_cuts_test_clean.jsonl.gz", tmp_path))
+    list(libriheavy.iter_libriheavy(root / "libriheavy_cuts_test_clean.jsonl.gz", tmp_path))
   late = cut("small/100/sea_fairies/01_baum_9", 4.5, 2.0, ["Late."], [""])
   with pytest.raises(UserError, match="outside"):
-    list(speech_corpora.iter_libriheavy(write_manifest(tmp_path / "b.jsonl.gz", [late]), root))
+    list(libriheavy.iter_libriheavy(write_manifest(tmp_path / "b.jsonl.gz", [late]), root))
   with pytest.raises(UserError, match="does not exist"):
-    list(speech_corpora.iter_libriheavy(tmp_path / "none.jsonl.gz"))
+    list(libriheavy.iter_libriheavy(tmp_path / "none.jsonl.gz"))
 
 
-def test_libriheavy_builder(libriheavy, tmp_path):
-  root, recording = libriheavy
-  config = speech_corpora.LibriheavyConfig(name="fake", subsets=("test_clean",))
-  builder = speech_corpora.Libriheavy(config=config, data_dir=str(tmp_path), manual_dir=str(root),
-                                      file_format="array_record")
+def test_libriheavy_builder(libriheavy_layout, tmp_path):
+  root, recording = libriheavy_layout
+  config = libriheavy.LibriheavyConfig(name="fake", subsets=("test_clean",))
+  builder = libriheavy.Libriheavy(config=config, data_dir=str(tmp_path), manual_dir=str(root),
+                                  file_format="array_record")
   builder.download_and_prepare()
   examples = {ex["id"]: ex for ex in read_split(builder, "test_clean")}
   assert examples[CUTS[1]["id"]]["pre_text"] == "The little girl was thoughtful."
   np.testing.assert_array_equal(examples[CUTS[0]["id"]]["audio"], recording[8000:28000])
-  missing = speech_corpora.LibriheavyConfig(name="fake_missing", subsets=("dev",))
+  missing = libriheavy.LibriheavyConfig(name="fake_missing", subsets=("dev",))
   with pytest.raises(UserError, match="libriheavy_cuts_dev.jsonl.gz' is missing"):
-    speech_corpora.Libriheavy(config=missing, data_dir=str(tmp_path), manual_dir=str(root)).download_and_prepare()
+    libriheavy.Libriheavy(config=missing, data_dir=str(tmp_path), manual_dir=str(root)).download_and_prepare()
 
 
 def test_length_bucketed_batches_cover_each_epoch_once_with_little_padding():

@@ -1,7 +1,9 @@
 """audiojax's TFDS datasets; importing this package registers them with TFDS.
 
 Every dataset is written as ArrayRecord with ``audio`` (int16 mono PCM), ``sample_rate`` and ``id``, plus multi-label
-``labels`` (tagging corpora) or ``text``, ``pre_text``, ``rare_words`` and ``speaker`` (speech corpora), and reads back without TensorFlow through ``tfds.data_source("<name>/<config>", split=..., data_dir=...)``.
+``labels`` (tagging corpora) or ``text``, ``pre_text``, ``rare_words`` and ``speaker`` (speech corpora; both schemas
+live in ``schema``), and reads back without TensorFlow through ``tfds.data_source("<name>/<config>", split=...,
+data_dir=...)``.
 """
 from __future__ import annotations
 
@@ -9,13 +11,12 @@ import os
 
 import tensorflow_datasets as tfds
 
-from audiojax.data import speech_corpora
-from audiojax.data.builders import asterisk_en, audioset, debsfx, espeak_prompt, gm_instruments
+from audiojax.data.builders import asterisk_en, audioset, debsfx, espeak_prompt, gm_instruments, libriheavy, librispeech
 from audiojax.errors import UserError
 
 BUILDERS = {"gm_instruments": gm_instruments.GmInstruments, "audioset": audioset.Audioset, "debsfx": debsfx.Debsfx,
             "espeak_prompt": espeak_prompt.EspeakPrompt, "asterisk_en": asterisk_en.AsteriskEn,
-            "librispeech_asr": speech_corpora.LibrispeechAsr, "libriheavy": speech_corpora.Libriheavy}
+            "librispeech_asr": librispeech.LibrispeechAsr, "libriheavy": libriheavy.Libriheavy}
 
 
 def _available() -> str:
@@ -62,7 +63,10 @@ def export_example(builder: tfds.core.DatasetBuilder, split: str, index: int, ou
   example = source[index]
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   sf.write(os.fspath(out), example["audio"], int(example["sample_rate"]), subtype="PCM_16")
-  text = lambda v: v.decode() if isinstance(v, bytes) else str(v)
+
+  def text(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
   if "labels" not in builder.info.features:
     print(f"wrote {out}: {split}[{index}] id={text(example['id'])}, transcript: {text(example['text'])}")
     return

@@ -31,9 +31,9 @@ from typing import Iterator
 import tensorflow_datasets as tfds
 
 from audiojax.audio.io import load_audio, pcm16
-from audiojax.paths import default_cache_dir
-from audiojax.data.builders.debsfx import fetch_packages, manual_command
-from audiojax.data.speech_corpora import speech_features
+from audiojax.data.builders import schema
+from audiojax.data.builders.manual_dir import ManualDirBuilder
+from audiojax.data.sources import apt
 from audiojax.errors import UserError
 
 log = logging.getLogger("audiojax")
@@ -78,7 +78,7 @@ def find_transcripts(root: str) -> str:
     if os.path.isfile(path):
       return path
   raise UserError(f"'{os.path.join(root, TEXT_PACKAGE, _TRANSCRIPT)}.gz' is missing; unpack {TEXT_PACKAGE} there "
-                  f"({manual_command([TEXT_PACKAGE], root)})")
+                  f"({apt.manual_command([TEXT_PACKAGE], root)})")
 
 
 def find_sounds(root: str) -> str:
@@ -87,11 +87,11 @@ def find_sounds(root: str) -> str:
   counts = {d: len(glob.glob(os.path.join(glob.escape(d), "**", "*.wav"), recursive=True)) for d in folders}
   if not counts or max(counts.values()) == 0:
     raise UserError(f"no wav files under '{os.path.join(root, SOUNDS_PACKAGE, _SOUNDS)}'; unpack {SOUNDS_PACKAGE} "
-                    f"there ({manual_command([SOUNDS_PACKAGE], root)})")
+                    f"there ({apt.manual_command([SOUNDS_PACKAGE], root)})")
   return max(counts, key=counts.get)
 
 
-class AsteriskEn(tfds.core.GeneratorBasedBuilder):
+class AsteriskEn(ManualDirBuilder):
   """Asterisk English prompts (see the module docstring for the transcripts and the licence)."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -101,28 +101,16 @@ class AsteriskEn(tfds.core.GeneratorBasedBuilder):
       "<package>_*.deb <dir>/<package> for each, and pass <dir> as manual_dir. Without manual_dir the builder does "
       "this into ~/.cache/audiojax.")
 
-  def __init__(self, *, manual_dir: str | os.PathLike | None = None, **kwargs):
-    self._manual_dir = os.path.expanduser(os.fspath(manual_dir)) if manual_dir is not None else None
-    super().__init__(**kwargs)
-
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
         builder=self,
         description=__doc__,
-        features=speech_features(),
+        features=schema.speech_features(),
     )
-
-  def _package_root(self) -> str:
-    if self._manual_dir is None:
-      return fetch_packages(list(PACKAGES), default_cache_dir())
-    if not os.path.isdir(self._manual_dir):
-      raise UserError(f"asterisk_en manual_dir '{self._manual_dir}' does not exist; unpack the packages there "
-                      f"({manual_command(list(PACKAGES), self._manual_dir)}) or leave it unset to download them")
-    return self._manual_dir
 
   def _split_generators(self, dl_manager):
     del dl_manager  # the packages come from apt, see _package_root
-    root = self._package_root()
+    root = self._package_root(list(PACKAGES))
     return {"test": self._generate_examples(read_transcripts(find_transcripts(root)), find_sounds(root))}
 
   def _generate_examples(self, texts: dict[str, str], sounds: str) -> Iterator:
@@ -137,5 +125,4 @@ class AsteriskEn(tfds.core.GeneratorBasedBuilder):
       if name in missing:
         continue
       audio = pcm16(load_audio(os.path.join(sounds, name + ".wav"), SAMPLE_RATE).wave)
-      yield name, {"audio": audio, "sample_rate": SAMPLE_RATE, "text": text, "pre_text": "", "rare_words": "",
-                   "speaker": SPEAKER, "id": name}
+      yield name, schema.speech_example(audio, SAMPLE_RATE, text, "", "", SPEAKER, name)

@@ -25,6 +25,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from audiojax.audio.io import load_audio, pcm16
+from audiojax.data.builders import schema
+from audiojax.data.builders.manual_dir import ManualDirBuilder
 from audiojax.errors import UserError
 
 log = logging.getLogger("audiojax")
@@ -150,7 +152,7 @@ def coverage_summary(what: str, total: int, problems: list[tuple[str, str]], lis
   return f"{what}: {total - len(problems):,} of {total:,} clips found; {counts} (listed in {listing})"
 
 
-class Audioset(tfds.core.GeneratorBasedBuilder):
+class Audioset(ManualDirBuilder):
   """AudioSet from a local download (see the module docstring for the expected layout)."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -164,9 +166,7 @@ class Audioset(tfds.core.GeneratorBasedBuilder):
       f"Download the AudioSet CSVs from {DOWNLOAD_URL} and the clips (e.g. with yt-dlp or a PANNs-style "
       "downloader), and pass the folder holding them as manual_dir.")
 
-  def __init__(self, *, manual_dir: str | os.PathLike | None = None, **kwargs):
-    # Set before super().__init__, which calls _info, which needs the class list from manual_dir.
-    self._manual_dir = os.path.expanduser(os.fspath(manual_dir)) if manual_dir is not None else None
+  def __init__(self, **kwargs):
     self._problems: dict[str, list[tuple[str, str]]] = {}  # split -> (ytid, reason) of each clip left out
     self._num_segments: dict[str, int] = {}
     super().__init__(**kwargs)
@@ -178,21 +178,13 @@ class Audioset(tfds.core.GeneratorBasedBuilder):
         return tfds.features.FeatureConnector.from_config(os.fspath(self.data_path))
       raise UserError(f"{self.name}/{self.builder_config.name} is not prepared in '{self.data_dir_root}'; pass "
                       f"manual_dir=<folder with the AudioSet CSVs and clips> (download them from {DOWNLOAD_URL})")
-    if not os.path.isdir(self._manual_dir):
-      raise UserError(f"AudioSet manual_dir '{self._manual_dir}' does not exist; put {CLASS_CSV}, the segment "
-                      f"CSVs (from {DOWNLOAD_URL}) and the clips there, or fix the path")
-    names = [name for _, name in read_classes(self._manual_dir)]
+    root = self._manual_root(f"put {CLASS_CSV}, the segment CSVs (from {DOWNLOAD_URL}) and the clips there, or fix "
+                             "the path")
+    names = [name for _, name in read_classes(root)]
     for split in self.builder_config.splits:
-      _require_file(self._manual_dir, SEGMENT_CSVS[split])
-    return tfds.features.FeaturesDict({
-        # raw bytes: far faster to write and read than the default int64 list; decodes to the same int16 array
-        "audio": tfds.features.Tensor(shape=(None,), dtype=np.int16, encoding=tfds.features.Encoding.BYTES),
-        "sample_rate": tfds.features.Scalar(dtype=np.int32),
-        "labels": tfds.features.Sequence(tfds.features.ClassLabel(names=names)),
-        "id": tfds.features.Text(),
-        "start": tfds.features.Scalar(dtype=np.float32),
-        "end": tfds.features.Scalar(dtype=np.float32),
-    })
+      _require_file(root, SEGMENT_CSVS[split])
+    return schema.tagging_features(names, extra={"start": tfds.features.Scalar(dtype=np.float32),
+                                                 "end": tfds.features.Scalar(dtype=np.float32)})
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(builder=self, description=__doc__, features=self._features(),

@@ -61,13 +61,10 @@ from __future__ import annotations
 import collections
 import csv
 import dataclasses
-import glob
 import io
 import logging
 import os
 import re
-import shutil
-import subprocess
 import zipfile
 from typing import Iterator, Mapping, NamedTuple
 
@@ -76,7 +73,9 @@ import soundfile as sf
 import tensorflow_datasets as tfds
 
 from audiojax.audio.io import load_audio, pcm16, resample, to_mono
-from audiojax.paths import default_cache_dir
+from audiojax.data.builders import schema
+from audiojax.data.builders.manual_dir import ManualDirBuilder
+from audiojax.data.sources import apt
 from audiojax.errors import UserError
 
 log = logging.getLogger("audiojax")
@@ -95,7 +94,6 @@ SPLIT = {
     "wesnoth-1.16-data": "test", "widelands-data": "test",
 }
 _ARCHIVE = re.compile(r"\.(zip|pk3|wz)/")  # "a/b.pk3/sound/x.wav" is member "sound/x.wav" of archive "a/b.pk3"
-_UNPACKED = ".debsfx-unpacked"  # written into a package folder once dpkg-deb finished
 _MISSING = "missing"
 
 
@@ -138,60 +136,6 @@ def read_manifest(path: str, split: Mapping[str, str]) -> list[Clip]:
       seen.add((clip.package, clip.path))
       clips.append(clip)
   return clips
-
-
-def manual_command(packages: list[str], target: str) -> str:
-  """The shell commands that fetch and unpack ``packages`` into ``target`` by hand."""
-  return (f"apt-get download {' '.join(packages)} && for f in *.deb; do dpkg-deb -x \"$f\" {target}/\"${{f%%_*}}\"; "
-          f"done, then pass --manual-dir {target}")
-
-
-def _run(command: list[str], cwd: str, fix: str) -> None:
-  """Runs ``command``; UserError naming its last error line and ``fix`` if it fails."""
-  result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
-  if result.returncode != 0:
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("W:")]
-    reason = lines[-1].strip() if lines else f"exit status {result.returncode}"
-    raise UserError(f"'{' '.join(command[:2])} ...' failed ({reason}); {fix}")
-
-
-def _newest_deb(folder: str, package: str) -> str | None:
-  """The most recently downloaded ``<package>_*.deb`` in ``folder``, or None."""
-  debs = glob.glob(os.path.join(glob.escape(folder), f"{glob.escape(package)}_*.deb"))
-  return max(debs, key=os.path.getmtime) if debs else None
-
-
-def fetch_packages(packages: list[str], cache_dir: str) -> str:
-  """Downloads and unpacks each of ``packages`` not yet unpacked under ``cache_dir``; returns the unpacked root.
-
-  The .debs go to ``<cache_dir>/debs`` and package ``p`` is unpacked into ``<cache_dir>/debsfx/p``. Raises
-  UserError, with the commands to run by hand, when apt-get or dpkg-deb is missing or fails.
-  """
-  root, debs = os.path.join(cache_dir, "debsfx"), os.path.join(cache_dir, "debs")
-  todo = [p for p in packages if not os.path.exists(os.path.join(root, p, _UNPACKED))]
-  if not todo:
-    return root
-  manual = manual_command(packages, root)
-  for tool in ("apt-get", "dpkg-deb"):
-    if shutil.which(tool) is None:
-      raise UserError(f"debsfx fetches Debian packages with '{tool}', which is not installed here; on a Debian or "
-                      f"Ubuntu machine run: {manual}")
-  os.makedirs(debs, exist_ok=True)
-  to_download = [p for p in todo if _newest_deb(debs, p) is None]
-  if to_download:
-    log.info("debsfx: downloading %d Debian packages into %s", len(to_download), debs)
-    _run(["apt-get", "download", *to_download], debs,
-         f"if apt has no package lists run 'apt-get update' (as root), or fetch them by hand: {manual}")
-  for package in todo:
-    deb, target = _newest_deb(debs, package), os.path.join(root, package)
-    if deb is None:
-      raise UserError(f"apt-get download wrote no {package}_*.deb into '{debs}'; fetch it by hand: {manual}")
-    log.info("debsfx: unpacking %s", os.path.basename(deb))
-    shutil.rmtree(target, ignore_errors=True)
-    os.makedirs(target)
-    _run(["dpkg-deb", "-x", deb, target], debs, f"if '{deb}' is a truncated download, delete it and build again")
-    open(os.path.join(target, _UNPACKED), "w").close()
-  return root
 
 
 def _read_member(archive: zipfile.ZipFile, member: str, where: str) -> np.ndarray:
@@ -245,7 +189,7 @@ def coverage_summary(what: str, total: int, problems: list[tuple[Clip, str]]) ->
   return f"{what}: {total - len(problems):,} of {total:,} clips read; {counts} (first: {clip.id}: {reason})"
 
 
-class Debsfx(tfds.core.GeneratorBasedBuilder):
+class Debsfx(ManualDirBuilder):
   """Debian sound-event corpus (see the module docstring for the classes, the split and the licences)."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -256,32 +200,12 @@ class Debsfx(tfds.core.GeneratorBasedBuilder):
       "dpkg-deb -x <package>_*.deb <dir>/<package>, and pass <dir> as manual_dir. Without manual_dir the builder "
       "does this into ~/.cache/audiojax.")
 
-  def __init__(self, *, manual_dir: str | os.PathLike | None = None, **kwargs):
-    self._manual_dir = os.path.expanduser(os.fspath(manual_dir)) if manual_dir is not None else None
-    super().__init__(**kwargs)
-
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
         builder=self,
         description=__doc__,
-        features=tfds.features.FeaturesDict({
-            # raw bytes: far faster to write and read than the default int64 list; decodes to the same int16 array
-            "audio": tfds.features.Tensor(shape=(None,), dtype=np.int16, encoding=tfds.features.Encoding.BYTES),
-            "sample_rate": tfds.features.Scalar(dtype=np.int32),
-            "labels": tfds.features.Sequence(tfds.features.ClassLabel(names=CLASSES)),
-            "id": tfds.features.Text(),
-            "package": tfds.features.Text(),
-        }),
+        features=schema.tagging_features(CLASSES, extra={"package": tfds.features.Text()}),
     )
-
-  def _package_root(self, packages: list[str]) -> str:
-    """The folder holding one unpacked folder per package: ``manual_dir``, or the download cache."""
-    if self._manual_dir is None:
-      return fetch_packages(packages, default_cache_dir())
-    if not os.path.isdir(self._manual_dir):
-      raise UserError(f"debsfx manual_dir '{self._manual_dir}' does not exist; unpack the packages there "
-                      f"({manual_command(packages, self._manual_dir)}) or leave it unset to download them")
-    return self._manual_dir
 
   def _split_generators(self, dl_manager):
     del dl_manager  # the packages come from apt, see _package_root
@@ -319,4 +243,4 @@ class Debsfx(tfds.core.GeneratorBasedBuilder):
     empty = sorted({c.label for c in clips} - set(found))
     if empty:
       raise UserError(f"{self.name} {split}: no readable clip of class {', '.join(empty)} under '{root}'; unpack "
-                      f"its packages there ({manual_command(sorted({c.package for c in clips}), root)})")
+                      f"its packages there ({apt.manual_command(sorted({c.package for c in clips}), root)})")

@@ -54,8 +54,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from audiojax.audio.io import pcm16, resample
-from audiojax.data import espeak
-from audiojax.data.speech_corpora import speech_features
+from audiojax.data.builders import schema
+from audiojax.data.sources import espeak
 from audiojax.errors import UserError
 from audiojax.text.respell import respellings
 
@@ -461,7 +461,7 @@ class EspeakPrompt(tfds.core.GeneratorBasedBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         description=__doc__,
-        features=speech_features(),
+        features=schema.speech_features(),
     )
 
   def _split_generators(self, dl_manager):
@@ -481,5 +481,4 @@ class EspeakPrompt(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, utterances: Sequence[Utterance]):
     for u, audio in zip(utterances, synthesize(utterances, self.builder_config.workers)):
-      yield u.id, {"audio": audio, "sample_rate": SAMPLE_RATE, "text": u.text, "pre_text": u.pre_text,
-                   "rare_words": u.rare_words, "speaker": u.voice, "id": u.id}
+      yield u.id, schema.speech_example(audio, SAMPLE_RATE, u.text, u.pre_text, u.rare_words, u.voice, u.id)

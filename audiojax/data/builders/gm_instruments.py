@@ -21,7 +21,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from audiojax.audio.io import pcm16
-from audiojax.data import gm_render
+from audiojax.data.builders import schema
+from audiojax.data.sources import soundfont
 
 SAMPLE_RATE = 16000
 
@@ -75,7 +76,7 @@ class GmInstrumentsConfig(tfds.core.BuilderConfig):
 
 
 class Note(NamedTuple):
-  """One rendered source of a clip (``program == gm_render.DRUMS`` for drums; ``pitch`` is then the drum key)."""
+  """One rendered source of a clip (``program == soundfont.DRUMS`` for drums; ``pitch`` is then the drum key)."""
 
   label: int
   program: int
@@ -94,7 +95,7 @@ def candidates(class_name: str, split: str) -> tuple[tuple[int, int], ...]:
   """The ``(program, pitch)`` pairs a ``split`` may use for ``class_name``; the two splits' sets are disjoint."""
   test = split == "test"
   if class_name in DRUM_KEYS:
-    return tuple((gm_render.DRUMS, k) for k in DRUM_KEYS[class_name] if (k in TEST_DRUM_KEYS) == test)
+    return tuple((soundfont.DRUMS, k) for k in DRUM_KEYS[class_name] if (k in TEST_DRUM_KEYS) == test)
   family = FAMILIES.index(class_name)
   low, high = FAMILY_PITCHES[class_name]
   return tuple((program, pitch)
@@ -115,7 +116,7 @@ def _draw_note(rng: np.random.Generator, label: int, pool: tuple[tuple[int, int]
     onset = rng.uniform(0.0, _MAX_ONSET_FRACTION * clip_seconds)
     hold = rng.uniform(_MIN_HOLD_SECONDS, clip_seconds - onset)
     total = min(hold + _RELEASE_SECONDS, clip_seconds - onset)
-    wave = gm_render.render_note(program, pitch, velocity, hold, total, sample_rate=SAMPLE_RATE)
+    wave = soundfont.render_note(program, pitch, velocity, hold, total, sample_rate=SAMPLE_RATE)
     if rms_db(wave) >= SILENCE_DB:
       return Note(label, program, pitch, wave, int(onset * SAMPLE_RATE))
   raise RuntimeError(f"no audible note for class {CLASS_NAMES[label]} in {_MAX_DRAWS} draws")
@@ -166,12 +167,7 @@ class GmInstruments(tfds.core.GeneratorBasedBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         description=__doc__,
-        features=tfds.features.FeaturesDict({
-            # raw bytes: far faster to write and read than the default int64 list; decodes to the same int16 array
-            "audio": tfds.features.Tensor(shape=(None,), dtype=np.int16, encoding=tfds.features.Encoding.BYTES),
-            "sample_rate": tfds.features.Scalar(dtype=np.int32),
-            "labels": tfds.features.Sequence(tfds.features.ClassLabel(names=CLASS_NAMES)),
-            "id": tfds.features.Text(),
+        features=schema.tagging_features(CLASS_NAMES, extra={
             # programs[i] and pitches[i] belong to the note of labels[i]; drums have program -1 and their key as pitch
             "programs": tfds.features.Sequence(tfds.features.Scalar(dtype=np.int32)),
             "pitches": tfds.features.Sequence(tfds.features.Scalar(dtype=np.int32)),

@@ -23,9 +23,9 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from audiojax.paths import default_cache_dir
-from audiojax.data.builders.debsfx import fetch_packages
+from audiojax.data.sources import apt
 from audiojax.errors import UserError
+from audiojax.paths import default_cache_dir
 
 ESPEAK_RATE = 22050
 PACKAGES = ("espeak-ng", "libespeak-ng1", "espeak-ng-data", "libpcaudio0", "libsonic0")
@@ -134,7 +134,7 @@ def _fetch(cache_dir: str) -> tuple[str, list[str]]:
         raise UserError(f"espeak-ng is not installed and '{tool}' is not here to fetch it; install espeak-ng "
                         "(it is packaged by every Linux distribution and by Homebrew)")
     packages = missing_packages(PACKAGES)
-  root = fetch_packages(packages, cache_dir)
+  root = apt.fetch_packages(packages, cache_dir)
   if not os.path.exists(listing):
     with open(listing, "w", encoding="utf-8") as f:
       f.write("\n".join(packages) + "\n")
