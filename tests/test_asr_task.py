@@ -346,3 +346,13 @@ def test_identical_audio_study_runs_through_the_one_trainer(workdir, tmp_path, c
   capsys.readouterr()
   cli.main(["eval", "--workdir", study])
   assert json.loads(capsys.readouterr().out)["eval/examples"] == 8
+
+
+def test_transcribe_says_when_it_resamples(workdir, tmp_path, capsys):
+  wd, _ = workdir
+  path = tmp_path / "cd.wav"
+  t = np.arange(44100) / 44100
+  sf.write(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 44100)
+  cli.main(["transcribe", str(path), "--checkpoint", wd])
+  out = capsys.readouterr()
+  assert out.out.startswith(f"{path}\t") and "is 44100 Hz; resampled to 16000 Hz" in out.err

@@ -212,3 +212,23 @@ def test_supervised_audioset_config_trains_and_evaluates(manual_dir, tmp_path):
                                 "--config.checkpoint.every_steps=2", "--config.train.progress_bar=false"])
   result = loop.train(registry.build(student), str(tmp_path / "student"))
   assert "eval/averaged_mAP" in result["eval"] and (tmp_path / "student" / "averaged" / "model.json").exists()
+
+
+def test_a_long_full_video_file_is_read_only_at_its_segment(tmp_path):
+  """An hour of audio costs the memory of its labelled 10 s (issue: the builder read full-video files whole)."""
+  import tracemalloc
+  path = tmp_path / "hour.wav"
+  rate, minutes = 16000, 20
+  with sf.SoundFile(path, "w", rate, 1, subtype="PCM_16") as f:
+    for minute in range(minutes):
+      block = np.zeros(60 * rate, np.float32)
+      if minute == 12:
+        block[:10 * rate] = tone(10.0, rate, freq=1000.0)
+      f.write(block)
+  segment = audioset.Segment("hour", 720.0, 730.0, (0,))
+  tracemalloc.start()
+  audio = audioset.load_segment(str(path), segment)
+  peak = tracemalloc.get_traced_memory()[1]
+  tracemalloc.stop()
+  assert peak < 20 * 2**20, f"{peak / 2**20:.0f} MiB for a {minutes}-min file"  # whole: 77 MiB as float32
+  np.testing.assert_allclose(audio, np.round(tone(10.0, rate, freq=1000.0) * 32768).astype(np.int16), atol=2)

@@ -5,6 +5,7 @@ Every failure is a :class:`audiojax.errors.UserError` naming the file and the fi
 from __future__ import annotations
 
 import os
+import struct
 from typing import Iterator, NamedTuple
 
 import numpy as np
@@ -44,10 +45,20 @@ def _open(path: str) -> sf.SoundFile:
   if os.path.isdir(path):
     raise UserError(f"'{path}' is a directory, not an audio file; pass the audio files inside it")
   try:
-    return sf.SoundFile(path)
+    f = sf.SoundFile(path)
   except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
     reason = str(e).splitlines()[0] if str(e) else type(e).__name__
     raise UserError(f"cannot read audio file '{path}' ({reason}); give a WAV, FLAC or OGG recording") from None
+  shortfall = _wav_shortfall(path) if f.format == "WAV" else None
+  if shortfall:
+    f.close()
+    announced, present = shortfall
+    raise UserError(f"audio file '{path}' is truncated: its header announces {announced} bytes of audio but only "
+                    f"{present} are there; copy or download it again")
+  return f
+
+
+FULL_SCALE_LIMIT = 2.0  # float samples beyond this are not audio in [-1, 1] with some headroom, but mis-scaled
 
 
 def _check(path: str, wave: np.ndarray, num_samples: int, source_rate: int, min_seconds: float,
@@ -57,24 +68,65 @@ def _check(path: str, wave: np.ndarray, num_samples: int, source_rate: int, min_
     raise UserError(f"audio file '{path}' is empty (0 samples); give a recording that contains sound")
   if not np.all(np.isfinite(wave)):
     raise UserError(f"audio file '{path}' contains NaN or infinite samples; re-export it as 16-bit PCM")
+  peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+  if peak > FULL_SCALE_LIMIT:
+    raise UserError(f"audio file '{path}' has samples of magnitude {peak:.1f}, far beyond full scale (1.0); its "
+                    f"float samples are mis-scaled: rescale it to [-1, 1] or re-export it as 16-bit PCM")
   duration = num_samples / source_rate
   if duration < min_seconds:
     raise UserError(f"audio file '{path}' is {duration * 1000:.0f} ms long but {needed_by} needs at least "
                     f"{min_seconds * 1000:.0f} ms; pad the recording or drop it")
 
 
+def _read(f: sf.SoundFile, path: str, frames: int = -1) -> np.ndarray:
+  """``frames`` samples (all: -1) of ``f`` as float32 ``(n, channels)``; a decoding failure (a damaged or cut-off
+  FLAC/OGG) is a UserError naming the file."""
+  try:
+    return f.read(frames, dtype="float32", always_2d=True)
+  except (sf.LibsndfileError, RuntimeError) as e:
+    raise UserError(f"cannot decode audio file '{path}' ({str(e).strip()}); it is damaged or cut off: copy or "
+                    f"download it again") from None
+
+
+def _wav_shortfall(path: str) -> tuple[int, int] | None:
+  """``(announced, present)`` bytes of a RIFF/WAVE file's ``data`` chunk when fewer are present than its header
+  says (libsndfile silently reads what is there), else None."""
+  with open(path, "rb") as f:
+    if f.read(12)[8:12] != b"WAVE":
+      return None
+    while True:
+      header = f.read(8)
+      if len(header) < 8:
+        return None
+      size = struct.unpack("<I", header[4:])[0]
+      if header[:4] == b"data":
+        present = os.path.getsize(path) - f.tell()
+        return (size, present) if size != 0xFFFFFFFF and present < size else None
+      f.seek(size + (size & 1), os.SEEK_CUR)
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int, *, min_seconds: float = 0.0,
-               needed_by: str = "the model") -> Audio:
-  """Reads ``path``, mixes to mono and resamples to ``sample_rate``.
+               needed_by: str = "the model", start_seconds: float = 0.0, seconds: float | None = None) -> Audio:
+  """Reads ``path`` (or only ``seconds`` of it from ``start_seconds``: the rest is never read), mixes to mono and
+  resamples to ``sample_rate``.
 
   Raises UserError for a missing, unreadable, empty, non-finite or too-short (< ``min_seconds``) file.
   """
   path = os.fspath(path)
   with _open(path) as f:
     source_rate = f.samplerate
-    wave = to_mono(f.read(dtype="float32", always_2d=True))
+    if start_seconds:
+      f.seek(min(int(round(start_seconds * source_rate)), f.frames))
+    wave = to_mono(_read(f, path, -1 if seconds is None else int(round(seconds * source_rate))))
   _check(path, wave, wave.shape[0], source_rate, min_seconds, needed_by)
   return Audio(resample(wave, source_rate, sample_rate), sample_rate, int(source_rate))
+
+
+def duration_seconds(path: str | os.PathLike) -> tuple[float, int]:
+  """``(seconds, sample rate)`` of an audio file, from its header."""
+  path = os.fspath(path)
+  with _open(path) as f:
+    return f.frames / f.samplerate, int(f.samplerate)
 
 
 def stream_audio(path: str | os.PathLike, sample_rate: int, block_samples: int, *, min_seconds: float = 0.0,
@@ -94,7 +146,7 @@ def stream_audio(path: str | os.PathLike, sample_rate: int, block_samples: int, 
     read_size = max(1, int(block_samples * source_rate / sample_rate))
     with f:
       while True:
-        raw = f.read(read_size, dtype="float32", always_2d=True)
+        raw = _read(f, path, read_size)
         last = raw.shape[0] < read_size
         mono = to_mono(raw)
         _check(path, mono, f.frames, source_rate, 0.0, needed_by)

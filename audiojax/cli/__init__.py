@@ -65,8 +65,12 @@ def main(argv: list[str] | None = None) -> None:
   if not flags.FLAGS.is_parsed():
     flags.FLAGS(sys.argv[:1])
   args, overrides = parser().parse_known_args(argv)
+  from audiojax.train.loop import TrainingInterrupted
   try:
     args.fn(args, overrides)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+  except TrainingInterrupted as e:
+    print(str(e), file=sys.stderr)
+    sys.exit(128 + e.signum)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 from audiojax.decoding import DECODERS
@@ -40,6 +41,7 @@ def add_lm_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _transcribe(args: argparse.Namespace, overrides: list[str]) -> None:
+  from audiojax.audio.io import duration_seconds
   from audiojax.cli import no_overrides
   from audiojax.inference.transcriber import transcriber_from_args
 
@@ -52,6 +54,9 @@ def _transcribe(args: argparse.Namespace, overrides: list[str]) -> None:
       words = [w.strip() for w in f if w.strip()]
   transcriber = transcriber_from_args(args, args.beam)
   for path in args.files:
+    rate = duration_seconds(path)[1]
+    if rate != 16000:
+      print(f"note: '{path}' is {rate} Hz; resampled to 16000 Hz", file=sys.stderr)
     text = transcriber.transcribe_file(path, style_prompt=args.style_prompt, content_prompt=args.content_prompt,
                                       biasing_words=words, beam=args.beam, boost=args.boost)
     print(f"{path}\t{text}")

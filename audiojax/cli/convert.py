@@ -11,7 +11,7 @@ def _ced(args: argparse.Namespace, overrides: list[str]) -> None:
   from audiojax.convert import ced
 
   no_overrides(overrides)
-  model, count = ced.convert(args.torch_checkpoint, args.out, args.variant, args.labels)
+  model, count = ced.convert(args.torch_checkpoint, args.out, args.variant, args.labels, force=args.force)
   if not args.labels:
     print("note: no --labels given; classes are named class_0.. (pass AudioSet's class_labels_indices.csv)",
           file=sys.stderr)
@@ -24,7 +24,7 @@ def _bert(args: argparse.Namespace, overrides: list[str]) -> None:
   from audiojax.convert import bert
 
   no_overrides(overrides)
-  config, count = bert.convert(args.hf_dir, args.out)
+  config, count = bert.convert(args.hf_dir, args.out, force=args.force)
   print(f"converted BERT ({config.num_hidden_layers} layers of width {config.hidden_size}, {count:,} parameters; "
         f"pooler and task heads not used) from {args.hf_dir} to {args.out}")
 
@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="checked against the checkpoint's width (inferred when omitted)")
   ced.add_argument("--out", required=True, help="model directory to write (use it as --checkpoint of tag)")
   ced.add_argument("--labels", default=None, help="AudioSet's class_labels_indices.csv, or one class name per line")
+  ced.add_argument("--force", action="store_true", help="replace the model directory already at --out")
   ced.set_defaults(fn=_ced)
 
   bert = families.add_parser("bert", help="a Hugging Face BERT directory: PromptASR's frozen prompt encoder")
@@ -46,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="a local Hugging Face BERT directory (config.json, vocab.txt, model.safetensors or "
                          "pytorch_model.bin), e.g. bert-base-cased for PromptASR's config.model.bert_dir")
   bert.add_argument("--out", required=True, help="model directory to write")
+  bert.add_argument("--force", action="store_true", help="replace the model directory already at --out")
   bert.set_defaults(fn=_bert)
 
 

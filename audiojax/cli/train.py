@@ -37,7 +37,7 @@ def _average(args: argparse.Namespace, overrides: list[str]) -> None:
   no_overrides(overrides)
   out = args.out or os.path.join(args.workdir, f"averaged_last{args.last}")
   task = registry.task_for_workdir(args.workdir, local_mesh=True)
-  steps = loop.export_average_of_last(task, args.workdir, args.last, out)
+  steps = loop.export_average_of_last(task, args.workdir, args.last, out, force=args.force)
   print(f"averaged steps {', '.join(map(str, steps))} of {args.workdir} into {out}")
 
 
@@ -56,4 +56,5 @@ def register(sub: argparse._SubParsersAction) -> None:
   a.add_argument("--workdir", required=True)
   a.add_argument("--last", type=int, required=True, help="how many of the newest kept checkpoints to average")
   a.add_argument("--out", default="", help="the model directory to write (default WORKDIR/averaged_lastN)")
+  a.add_argument("--force", action="store_true", help="replace the model directory already at --out")
   a.set_defaults(fn=_average)

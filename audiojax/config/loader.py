@@ -36,10 +36,17 @@ def load(spec: str) -> ml_collections.ConfigDict:
   module_spec = importlib.util.spec_from_file_location(f"audiojax_config_{abs(hash(path))}", path)
   module = importlib.util.module_from_spec(module_spec)
   sys.modules[module_spec.name] = module  # dataclasses in a config file look their module up there
-  module_spec.loader.exec_module(module)
+  try:
+    module_spec.loader.exec_module(module)
+  except SyntaxError as e:
+    raise UserError(f"config file '{path}' has a syntax error at line {e.lineno}: {e.msg}; fix the file") from None
   if not hasattr(module, "get_config"):
     raise UserError(f"config file '{path}' has no get_config(arg) function; define one that returns a ConfigDict")
-  config = module.get_config(arg) if arg else module.get_config()
+  try:
+    config = module.get_config(arg) if arg else module.get_config()
+  except (ValueError, KeyError, TypeError) as e:  # an argument the file rejects, e.g. ':bogus' or 'variant=huge'
+    message = str(e.args[0]) if e.args else type(e).__name__
+    raise UserError(f"config '{spec}': {message}; see the docstring of {path} for its arguments") from None
   return ml_collections.ConfigDict(config)
 
 
@@ -67,6 +74,11 @@ def _parse(text: str, current: Any, key: str) -> Any:
   return value
 
 
+# groups whose keys are open (a model's fields, style names): a dict replaces them whole and their keys are checked
+# where they are used; a dict given for any other group updates fields it already has
+OPEN_GROUPS = ("model.overrides", "prompts.style_weights")
+
+
 def set_field(config: ml_collections.ConfigDict, key: str, text: str) -> None:
   """Sets ``config.<key>`` (dotted) from its command-line text."""
   *parents, leaf = key.split(".")
@@ -90,8 +102,12 @@ def set_field(config: ml_collections.ConfigDict, key: str, text: str) -> None:
     if not isinstance(value, dict):
       raise UserError(f"config key '{key}' is a group; set one of its fields ({', '.join(sorted(current.keys()))}) "
                       f"or give a dict, e.g. --config.{key}=\"{{'depth': 2}}\"")
-    with node.unlocked():
-      node[leaf] = ml_collections.ConfigDict(value)
+    if key in OPEN_GROUPS or not current.keys():
+      with node.unlocked():
+        node[leaf] = ml_collections.ConfigDict(value)
+      return
+    for field, item in value.items():  # a fixed group: each entry is one of its fields
+      set_field(config, f"{key}.{field}", repr(item) if not isinstance(item, str) else item)
     return
   with node.unlocked():
     node[leaf] = _parse(text, current, key)
@@ -117,8 +133,11 @@ def override(config: ml_collections.ConfigDict, args: Sequence[str]) -> ml_colle
 
 
 def save(config: ml_collections.ConfigDict, path: str) -> None:
-  with open(path, "w") as f:
+  """Writes ``config`` as JSON at ``path``, atomically (a reader sees the old file or the new one)."""
+  tmp = f"{path}.tmp"
+  with open(tmp, "w") as f:
     f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+  os.replace(tmp, path)
 
 
 def restore(path: str) -> ml_collections.ConfigDict:
@@ -126,5 +145,9 @@ def restore(path: str) -> ml_collections.ConfigDict:
   if not os.path.isfile(path):
     raise UserError(f"'{path}' does not exist; point --workdir/--checkpoint at a directory written by "
                     f"'python -m audiojax train'")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  try:
+    with open(path) as f:
+      return ml_collections.ConfigDict(json.load(f))
+  except (ValueError, TypeError) as e:
+    raise UserError(f"'{path}' is not a config written by 'python -m audiojax train' ({e}); restore it from the "
+                    f"run's copy or train again") from None

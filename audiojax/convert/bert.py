@@ -113,17 +113,22 @@ def read_weights(hf_dir: str) -> tuple[dict[str, np.ndarray], str]:
     if os.path.isfile(index):
       with open(index) as f:
         shards = sorted(set(json.load(f).get("weight_map", {}).values()))
+      root = os.path.realpath(hf_dir)
       sd: dict[str, np.ndarray] = {}
       for shard in shards:
-        sd.update(read_state_dict(os.path.join(hf_dir, shard)))
+        path = os.path.realpath(os.path.join(hf_dir, shard))
+        if os.path.dirname(path) != root:  # '../x.bin', '/abs/x.bin', 'sub/../../x.bin'
+          raise UserError(f"'{index}' names the shard '{shard}' outside '{hf_dir}'; a converter reads only the files "
+                          f"of the directory it is given: put the shards beside the index")
+        sd.update(read_state_dict(path))
       return sd, index
   raise UserError(f"'{hf_dir}' holds no {' or '.join(WEIGHT_FILES)}; give a Hugging Face BERT directory (what "
                   f"save_pretrained writes)")
 
 
-def convert(hf_dir: str, out: str) -> tuple[bert.BertConfig, int]:
-  """Converts the Hugging Face BERT directory ``hf_dir`` into the audiojax BERT directory ``out``; returns the
-  config and the number of converted parameters."""
+def convert(hf_dir: str, out: str, force: bool = False) -> tuple[bert.BertConfig, int]:
+  """Converts the Hugging Face BERT directory ``hf_dir`` into the audiojax BERT directory ``out`` (``force``:
+  replacing the model directory there); returns the config and the number of converted parameters."""
   if not os.path.isdir(hf_dir):
     raise UserError(f"--hf-dir '{hf_dir}' is not a directory; give the local Hugging Face BERT directory "
                     f"(config.json, vocab.txt, model.safetensors or pytorch_model.bin)")
@@ -133,7 +138,7 @@ def convert(hf_dir: str, out: str) -> tuple[bert.BertConfig, int]:
     raise UserError(f"'{hf_dir}' has no vocab.txt; the WordPiece vocabulary must travel with the weights")
   state_dict, source = read_weights(hf_dir)
   variables = to_variables(state_dict, config, source)
-  save(out, config, variables, vocab_file)
+  save(out, config, variables, vocab_file, force=force)
   return config, sum(int(np.prod(x.shape)) for x in _leaves(variables["params"]))
 
 
@@ -142,7 +147,7 @@ def _leaves(tree: dict) -> list[np.ndarray]:
 
 
 def save(path: str, config: bert.BertConfig, variables: Any, vocab_file: str,
-         tokenizer_settings: dict[str, Any] | None = None) -> None:
+         tokenizer_settings: dict[str, Any] | None = None, force: bool = False) -> None:
   """Writes a BERT directory. ``tokenizer_settings`` (``do_lower_case``...) default to the
   ``tokenizer_config.json`` next to ``vocab_file``, else are inferred from the vocabulary
   (:mod:`audiojax.text.wordpiece`)."""
@@ -152,8 +157,8 @@ def save(path: str, config: bert.BertConfig, variables: Any, vocab_file: str,
   if tokenizer.vocab_size != config.vocab_size:
     raise UserError(f"'{vocab_file}' has {tokenizer.vocab_size} lines but the BERT config has vocab_size "
                     f"{config.vocab_size}; give the vocab.txt of this model")
-  export.save(path, bert.FAMILY, bert.to_config(config), {"params": variables["params"]}, None)
-  tokenizer.save(path)
+  export.save(path, bert.FAMILY, bert.to_config(config), {"params": variables["params"]}, None,
+              assets=tokenizer.save, force=force)
 
 
 def is_bert_dir(path: str) -> bool:

@@ -6,6 +6,10 @@ stored in original checkpoints (window, mel filterbank) are checked against audi
 """
 from __future__ import annotations
 
+import os
+
+import flax.linen as nn
+import jax
 import numpy as np
 
 from audiojax.audio import features
@@ -69,7 +73,10 @@ def to_variables(state_dict: dict[str, np.ndarray], variant: str | None = None,
                     f"CED-{variant}; pass --variant {found}")
   d = ced.VARIANTS[found]["embed_dim"]
   heads = ced.VARIANTS[found]["num_heads"]
-  depth = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))
+  depth = 1 + max((int(k.split(".")[1]) for k in sd if k.startswith("blocks.")), default=-1)
+  if "outputlayer.1.weight" not in sd or depth < 1:
+    raise UserError(f"'{source}' lacks the {'output layer (outputlayer.1.weight)' if depth >= 1 else 'blocks'}; the "
+                    f"checkpoint is incomplete or not a CED tagging model")
   num_classes = sd["outputlayer.1.weight"].shape[0]
   used: set[str] = set()
 
@@ -82,6 +89,39 @@ def to_variables(state_dict: dict[str, np.ndarray], variant: str | None = None,
   def norm(prefix: str) -> dict:
     return {"scale": take(prefix + ".weight"), "bias": take(prefix + ".bias")}
 
+  try:
+    params = _params(take, norm, d, heads, depth)
+  except (ValueError, IndexError) as e:  # a reshape or index that a tensor of the wrong shape cannot take
+    raise UserError(f"'{source}' has a tensor of the wrong shape for a CED-{found} ({e}); the checkpoint is damaged "
+                    f"or not a CED model") from None
+  batch_stats = {"init_bn": {"mean": take("init_bn.1.running_mean"), "var": take("init_bn.1.running_var")}}
+  unused = sorted(set(sd) - used)
+  if unused:
+    raise UserError(f"'{source}' has tensors a CED-{found} does not use ({', '.join(unused[:5])}"
+                    f"{'...' if len(unused) > 5 else ''}); it is not a plain CED tagging checkpoint")
+  overrides = {} if depth == 12 else {"depth": depth}
+  model = ced.Model(found, num_classes=num_classes, **overrides)
+  variables = {"params": params, "batch_stats": batch_stats}
+  check_variables(model, variables, source)
+  return model, variables
+
+
+def check_variables(model: ced.CED, variables: dict, source: str) -> None:
+  """Every converted tensor has the shape ``model`` needs and only finite values."""
+  abstract = nn.meta.unbox(jax.eval_shape(lambda: model.init(jax.random.key(0), *ced.example_inputs(model))))
+  want = {jax.tree_util.keystr(k, simple=True, separator="/"): v.shape
+          for k, v in jax.tree_util.tree_flatten_with_path(abstract)[0]}
+  for key, value in jax.tree_util.tree_flatten_with_path(variables)[0]:
+    name = jax.tree_util.keystr(key, simple=True, separator="/")
+    if name not in want or tuple(value.shape) != tuple(want[name]):
+      raise UserError(f"'{source}' gives {name} the shape {tuple(value.shape)} but the model needs "
+                      f"{tuple(want.get(name, ()))}; the checkpoint is damaged or not a CED model")
+    if not np.all(np.isfinite(value)):
+      raise UserError(f"'{source}' holds NaN or infinite values in {name}; the checkpoint is damaged")
+
+
+def _params(take, norm, d: int, heads: int, depth: int) -> dict:
+  """The CED parameter tree from the original's tensors (``take(name)``, ``norm(prefix)``)."""
   params = {
       "time_pos_embed": take("time_pos_embed")[0, :, 0, :].T,  # (1, D, 1, 63) → (63, D)
       "freq_pos_embed": take("freq_pos_embed")[0, :, :, 0].T,  # (1, D, 4, 1) → (4, D)
@@ -107,21 +147,13 @@ def to_variables(state_dict: dict[str, np.ndarray], variant: str | None = None,
         "mlp": {"fc1": {"kernel": take(b + "mlp.fc1.weight").T, "bias": take(b + "mlp.fc1.bias")},
                 "fc2": {"kernel": take(b + "mlp.fc2.weight").T, "bias": take(b + "mlp.fc2.bias")}},
     }
-  batch_stats = {"init_bn": {"mean": take("init_bn.1.running_mean"), "var": take("init_bn.1.running_var")}}
-  unused = sorted(set(sd) - used)
-  if unused:
-    raise UserError(f"'{source}' has tensors a CED-{found} does not use ({', '.join(unused[:5])}"
-                    f"{'...' if len(unused) > 5 else ''}); it is not a plain CED tagging checkpoint")
-  overrides = {} if depth == 12 else {"depth": depth}
-  model = ced.Model(found, num_classes=num_classes, **overrides)
-  return model, {"params": params, "batch_stats": batch_stats}
+  return params
 
 
 def read_label_file(path: str, num_classes: int) -> list[str]:
   """Class names from AudioSet's ``class_labels_indices.csv`` (its ``display_name`` column) or a text file with one
   name per line; there must be one per model output."""
   import csv
-  import os
   if not os.path.isfile(path):
     raise UserError(f"label file '{path}' does not exist; give AudioSet's class_labels_indices.csv or a text file "
                     f"with one class name per line")
@@ -138,10 +170,13 @@ def read_label_file(path: str, num_classes: int) -> list[str]:
   return names
 
 
-def convert(checkpoint: str, out: str, variant: str | None = None, labels: str | None = None) -> tuple[ced.CED, int]:
-  """Converts ``checkpoint`` into the model directory ``out``; returns the model and its parameter count."""
+def convert(checkpoint: str, out: str, variant: str | None = None, labels: str | None = None, force: bool = False
+            ) -> tuple[ced.CED, int]:
+  """Converts ``checkpoint`` into the model directory ``out`` (``force``: replacing the model directory there);
+  returns the model and its parameter count."""
   from audiojax.convert.torch_io import read_state_dict
   model, variables = to_variables(read_state_dict(checkpoint), variant, source=checkpoint)
   names = read_label_file(labels, model.num_classes) if labels else [f"class_{i}" for i in range(model.num_classes)]
-  export.save(out, ced.FAMILY, ced.to_config(model), variables, names)
+  export.check_writable(os.path.abspath(out), force)
+  export.save(out, ced.FAMILY, ced.to_config(model), variables, names, force=force)
   return model, ced.count_params(variables["params"])

@@ -31,9 +31,12 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
   try:
     dump = torch.load(path, map_location="cpu", weights_only=True)
   except Exception as e:  # pickle errors, zip errors, refused globals
-    reason = str(e).splitlines()[0]
+    if "weights only load failed" in str(e).lower():  # torch's own advice there is to run the pickle: never
+      reason = "it holds pickled objects besides tensors, which audiojax never executes"
+    else:
+      reason = str(e).splitlines()[0]
     raise UserError(f"cannot read '{path}' as a PyTorch checkpoint ({reason}); give the released .pt or "
-                    f"pytorch_model.bin") from None
+                    f"pytorch_model.bin, or a .safetensors export of it") from None
   for key in ("model", "state_dict"):
     if isinstance(dump, dict) and key in dump and isinstance(dump[key], dict):
       dump = dump[key]

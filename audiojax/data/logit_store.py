@@ -65,8 +65,11 @@ class LogitStore:
     if not os.path.isfile(meta_path):
       raise UserError(f"'{root}' is not a teacher logit store (no {META}); write one with "
                       f"'python -m audiojax teacher ...'")
-    with open(meta_path) as f:
-      self.meta = StoreMeta(**json.load(f))
+    try:
+      with open(meta_path) as f:
+        self.meta = StoreMeta(**json.load(f))
+    except (ValueError, TypeError) as e:  # bad JSON, or keys StoreMeta does not have
+      raise UserError(f"'{meta_path}' is not a teacher store's metadata ({e}); rerun the teacher pass") from None
     self.root = root
     missing = [e for e in range(self.meta.epochs) if not os.path.isfile(_path(root, e, "seeds"))]
     if missing:

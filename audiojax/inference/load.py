@@ -22,6 +22,8 @@ from audiojax.train import checkpoint, export
 def require_dir(path: str) -> str:
   """``path`` made absolute; a missing directory is a UserError."""
   path = os.path.abspath(path)
+  if os.path.isfile(path):
+    raise UserError(f"checkpoint '{path}' is a file; give a training workdir or a model directory (a folder)")
   if not os.path.isdir(path):
     raise UserError(f"checkpoint '{path}' does not exist; give a training workdir or a converted model directory")
   return path
@@ -53,7 +55,8 @@ def ced(path: str, **runtime: Any) -> tuple[ced_model.CED, dict[str, Any]]:
                       f"convert a checkpoint with 'python -m audiojax convert ced' or train one")
     if registry.get(config.task).model is not ced_model:
       raise UserError(f"'{path}' holds a {config.task} run, not a CED tagger")
-    model = tagging.model_from_config(config.model, len(export.read_class_names(path)))
+    head = checkpoint.saved_shapes(path)["params"]["head"]["bias"]  # the checkpoint's classes, whatever the names
+    model = tagging.model_from_config(config.model, head.shape[-1])
     model = model.clone(**runtime) if runtime else model
   return model, variables(path, model, *ced_model.example_inputs(model))
 

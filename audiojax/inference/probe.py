@@ -52,8 +52,17 @@ def _source(dataset: str, split: str, data_dir: str):
   return tfds.data_source(dataset, split=split, data_dir=data_dir)
 
 
+def _labelled(dataset: str, data_dir: str) -> list[str]:
+  """The class names of a tagging dataset; a dataset without labels (a speech corpus) is a UserError."""
+  builder = builders.build(dataset, data_dir)
+  if "labels" not in builder.info.features:
+    raise UserError(f"dataset '{dataset}' has no class labels (it is not a tagging corpus); probe gm_instruments or "
+                    f"debsfx")
+  return builders.class_names(builder)
+
+
 def _gm_family(dataset: str, data_dir: str) -> tuple[ProbeData, ProbeData]:
-  names = builders.class_names(builders.build(dataset, data_dir))
+  names = _labelled(dataset, data_dir)
 
   def read(split):
     src = _source(dataset, split, data_dir)
@@ -85,7 +94,7 @@ def _gm_pitch(dataset: str, data_dir: str) -> tuple[ProbeData, ProbeData]:
 
 
 def _single_label(dataset: str, data_dir: str) -> tuple[ProbeData, ProbeData]:
-  names = builders.class_names(builders.build(dataset, data_dir))
+  names = _labelled(dataset, data_dir)
 
   def read(split):
     src = _source(dataset, split, data_dir)

@@ -8,6 +8,7 @@ from its own samples, so the two frames at each window edge may differ slightly 
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Iterator
 
 import jax
@@ -93,7 +94,11 @@ class Tagger:
   def from_checkpoint(cls, path: str) -> "Tagger":
     """From a training workdir (newest checkpoint) or a converted model directory."""
     model, variables = load.ced(path)
-    return cls(model, variables, export.read_class_names(load.require_dir(path)))
+    names = export.read_class_names(load.require_dir(path))
+    if len(names) != model.num_classes:
+      raise UserError(f"'{os.path.join(load.require_dir(path), export.CLASS_NAMES)}' has {len(names)} class names "
+                      f"but the model has {model.num_classes} outputs; restore the file written with the model")
+    return cls(model, variables, names)
 
   def probs(self, wave: np.ndarray) -> np.ndarray:
     """Clip probabilities ``(C,)`` of one wave ``(L,)`` at 16 kHz (one forward pass, chunked by the model)."""

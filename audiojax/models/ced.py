@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from audiojax.audio import features
+from audiojax.errors import UserError
+from audiojax.models import check_fields
 from audiojax.nn.transformer import EncoderBlock, layer_norm
 
 SAMPLE_RATE = 16000
@@ -173,8 +175,10 @@ def patch_centers_ms(num_samples: int, chunk_frames: int = CHUNK_FRAMES) -> np.n
 def Model(variant: str = "tiny", num_classes: int = 527, **overrides: Any) -> CED:  # noqa: N802 (factory)
   """Builds a named CED variant (``tiny | mini | small | base``); ``overrides`` replace any field (e.g. ``depth``)."""
   if variant not in VARIANTS:
-    raise ValueError(f"unknown CED variant '{variant}'; choose one of {sorted(VARIANTS)}")
+    raise UserError(f"unknown CED variant '{variant}' (config.model.variant); choose one of {sorted(VARIANTS)}")
+  check_fields(CED, overrides)
   return CED(**{**VARIANTS[variant], "num_classes": num_classes, **overrides})
+
 
 
 def num_frames(num_samples: int) -> int:
@@ -192,7 +196,16 @@ def to_config(model: CED) -> dict[str, Any]:
 
 
 def from_config(config: dict[str, Any], **runtime: Any) -> CED:
-  """The model of a model directory's config; ``runtime`` sets fields such as ``attention_impl`` or ``dtype``."""
+  """The model of a model directory's config; ``runtime`` sets fields such as ``attention_impl`` or ``dtype``. A
+  key CED does not have, or a value of the wrong type, is a UserError."""
+  unknown = sorted(set(config) - set(CONFIG_FIELDS))
+  kinds = {k: (int, float) if k == "bn_momentum" else int for k in CONFIG_FIELDS}
+  wrong = [k for k in CONFIG_FIELDS
+           if k in config and (isinstance(config[k], bool) or not isinstance(config[k], kinds[k]))]
+  if unknown or wrong:
+    raise UserError(f"a CED model.json config has {'unknown keys ' + repr(unknown) if unknown else ''}"
+                    f"{' and ' if unknown and wrong else ''}{'wrongly typed ' + repr(wrong) if wrong else ''}; "
+                    f"expected {', '.join(CONFIG_FIELDS)} (numbers): convert or export the model again")
   return CED(**{**config, **runtime})
 
 

@@ -32,6 +32,7 @@ import numpy as np
 from audiojax.audio import features
 from audiojax.errors import UserError
 from audiojax.models import bert as bert_lib
+from audiojax.models import check_fields
 from audiojax.nn.conformer import ConformerBlock, dense, length_mask
 from audiojax.nn.transformer import EncoderBlock, layer_norm
 
@@ -305,7 +306,9 @@ class PromptASR(nn.Module):
 def Model(variant: str = "tiny", *, vocab_size: int, **overrides: Any) -> PromptASR:
   """A named variant (``tiny``, ``small``, ``base``) with optional field overrides."""
   if variant not in VARIANTS:
-    raise ValueError(f"unknown PromptASR variant '{variant}'; choose one of {sorted(VARIANTS)}")
+    raise UserError(f"unknown PromptASR variant '{variant}' (config.model.variant); choose one of "
+                    f"{sorted(VARIANTS)}")
+  check_fields(PromptASR, overrides)
   fields = {**VARIANTS[variant], **overrides}
   if "cross_attention_layers" in fields and fields["cross_attention_layers"] is not None:
     fields["cross_attention_layers"] = tuple(int(i) for i in fields["cross_attention_layers"])

@@ -572,7 +572,7 @@ class AsrTask(Task):
     if self.bert_dir and os.path.abspath(self.bert_dir) != os.path.abspath(bert_copy):
       shutil.copytree(self.bert_dir, bert_copy, dirs_exist_ok=True)
 
-  def export(self, path: str, variables: dict[str, Any]) -> None:
+  def export(self, path: str, variables: dict[str, Any], force: bool = False) -> None:
     """Writes a model directory: the model's variant and overrides, the input settings inference needs
     (``max_seconds``, ``max_prompt_bytes``; a BERT's config and ``max_prompt_tokens``), the variables and the
     tokenizer (and a BERT's vocabulary)."""
@@ -582,10 +582,13 @@ class AsrTask(Task):
     if self.bert_dir:
       meta.update(text_encoder="bert", bert=bert_dirs.load_config(self.bert_dir).to_dict(),
                   max_prompt_tokens=int(config.data.get("max_prompt_tokens", 128)))
-    export.save(path, prompt_asr.FAMILY, meta, variables, None)
-    shutil.copyfile(tokenizer_path(config), os.path.join(path, TOKENIZER_FILE))
-    if self.bert_dir:
-      wordpiece.WordPiece.from_dir(self.bert_dir).save(os.path.join(path, BERT_VOCAB_DIR))
+
+    def assets(folder: str) -> None:
+      shutil.copyfile(tokenizer_path(config), os.path.join(folder, TOKENIZER_FILE))
+      if self.bert_dir:
+        wordpiece.WordPiece.from_dir(self.bert_dir).save(os.path.join(folder, BERT_VOCAB_DIR))
+
+    export.save(path, prompt_asr.FAMILY, meta, variables, None, assets=assets, force=force)
 
   def summary(self, eval_metrics: dict[str, Any]) -> str:
     return (f"held-out WER {eval_metrics['eval/wer']:.4f} on {eval_metrics['eval/examples']} utterances "

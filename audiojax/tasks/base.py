@@ -30,7 +30,8 @@ Optional (defaults below)::
   head_prefixes: tuple[str, ...]         variable paths re-initialised when a pretrained shape differs (new labels)
   frozen_stages() -> {name: FrozenStage} models loaded once from model directories, never trained or checkpointed
   pretrained_variables(path) -> variables of a model directory or workdir (config.init.checkpoint)
-  export(path, variables)                writes a model directory (checkpoint averaging, ``average``)
+  export(path, variables, force=False)   writes a model directory (checkpoint averaging, ``average``); force:
+                                         replacing a model directory already there
   save_assets(workdir)                   files inference needs besides the checkpoints (a tokenizer...)
   summary(eval_metrics) -> str           the one line ``train`` prints at the end
   train_step(trainer, state, batch, rng, frozen) -> (state, metrics)      replaces the default step; build it from
@@ -99,7 +100,7 @@ class Task(abc.ABC):
     """The variables of a model directory or a training workdir (its newest checkpoint), as host arrays."""
     return checkpoint.restore_variables(path)
 
-  def export(self, path: str, variables: dict[str, Any]) -> None:
+  def export(self, path: str, variables: dict[str, Any], force: bool = False) -> None:
     raise NotImplementedError(f"{type(self).__name__} cannot write model directories")
 
   def save_assets(self, workdir: str) -> None:

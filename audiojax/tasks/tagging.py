@@ -65,9 +65,9 @@ class TaggingTask(Task):
     probs = self.model.apply(variables, batch["wave"], train=False)["probs"]
     return {"probs": probs, "labels": batch["labels"], "valid": batch["valid"]}
 
-  def export(self, path: str, variables: dict[str, Any]) -> None:
+  def export(self, path: str, variables: dict[str, Any], force: bool = False) -> None:
     """Writes ``variables`` as a model directory (what ``tag``, ``probe`` and fine-tuning read)."""
-    export.save(path, ced.FAMILY, ced.to_config(self.model), variables, self.class_names)
+    export.save(path, ced.FAMILY, ced.to_config(self.model), variables, self.class_names, force=force)
 
   def summary(self, eval_metrics: dict[str, Any]) -> str:
     return (f"held-out mAP {eval_metrics['eval/mAP']:.4f} vs label-prior baseline "

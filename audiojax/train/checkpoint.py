@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+import shutil
+import sys
+import time
+from typing import Any, Callable
 
 import grain
 import jax
@@ -15,8 +18,24 @@ import orbax.checkpoint as ocp
 
 from audiojax.errors import UserError
 
-for _name in ("absl", "orbax", "orbax.checkpoint"):  # orbax logs every save, and read-only opens, through absl
-  logging.getLogger(_name).setLevel(logging.ERROR)
+log = logging.getLogger("audiojax")
+
+# orbax logs every save and read-only open through absl, and a failed save as tracebacks (its own, asyncio's
+# "Task exception was never retrieved", and tensorstore callbacks reaching the closed event loop of the failed write);
+# the trainer reports a failed save itself, in one line
+for _name in ("absl", "orbax", "orbax.checkpoint", "asyncio"):
+  logging.getLogger(_name).setLevel(logging.CRITICAL)
+
+
+def _quiet_closed_loop(hook):
+  def unraisable(info):
+    if isinstance(info.exc_value, RuntimeError) and str(info.exc_value) == "Event loop is closed":
+      return
+    hook(info)
+  return unraisable
+
+
+sys.unraisablehook = _quiet_closed_loop(sys.unraisablehook)
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -42,8 +61,10 @@ def restore(mngr: ocp.CheckpointManager, step: int, abstract_state: Any, iterato
   ``sharding``), and the iterator position in place when ``iterator`` is given. A checkpoint written before the
   train state had an ``ema`` field restores into a state without EMA."""
   target = abstract_state
-  legacy = getattr(abstract_state, "ema", False) is None and "ema" not in _tree_metadata(
-      os.path.join(os.fspath(mngr.directory), str(step), "state"))
+  saved = _tree_metadata(os.path.join(os.fspath(mngr.directory), str(step), "state"))
+  if not isinstance(saved, dict):
+    raise ValueError(f"step {step} has no readable metadata")
+  legacy = getattr(abstract_state, "ema", False) is None and "ema" not in saved
   if legacy:
     target = {k: getattr(abstract_state, k) for k in ("step", "params", "model_state", "opt_state")}
   items = {"state": ocp.args.StandardRestore(target)}
@@ -51,6 +72,53 @@ def restore(mngr: ocp.CheckpointManager, step: int, abstract_state: Any, iterato
     items["data"] = grain.checkpoint.CheckpointRestore(iterator)
   state = mngr.restore(step, args=ocp.args.Composite(**items))["state"]
   return abstract_state.replace(**state) if legacy else state
+
+
+def steps(workdir: str) -> list[int]:
+  """The complete checkpoint steps of ``workdir``, newest first."""
+  if not os.path.isdir(checkpoint_dir(workdir)):
+    return []
+  with manager(workdir, read_only=True) as mngr:
+    return sorted(mngr.all_steps(), reverse=True)
+
+
+def first_line(error: BaseException) -> str:
+  """The error's first line, its middle elided when long (the end often holds the OS reason)."""
+  text = (str(error).strip() or type(error).__name__).splitlines()[0]
+  return text if len(text) <= 200 else f"{text[:120]} … {text[-70:]}"
+
+
+def restore_newest(workdir: str, restore: Callable[[int], Any], *, quarantine: bool = False) -> tuple[Any, int]:
+  """``(restore(step), step)`` for the newest step of ``workdir`` that restores. An unreadable step is skipped with
+  a one-line warning naming it (and with ``quarantine`` moved to ``WORKDIR/corrupt_checkpoints/``, so that training
+  can write that step again); when no step restores, a UserError gives the newest one's error."""
+  available = steps(workdir)
+  if not available:
+    require_latest_step(workdir)
+  failures: list[tuple[int, BaseException]] = []
+  for step in available:
+    try:
+      result = restore(step)
+    except Exception as e:  # noqa: BLE001 (tensorstore, orbax and shape errors alike mean: this step is unusable)
+      failures.append((step, e))
+      continue
+    for bad, error in failures:
+      where = os.path.join(checkpoint_dir(workdir), str(bad))
+      moved = f"; moved to {_quarantine(workdir, bad)}" if quarantine else ""
+      log.warning("checkpoint step %d (%s) is unreadable (%s); using step %d%s", bad, where, first_line(error),
+                  step, moved)
+    return result, step
+  step, error = failures[0]
+  raise UserError(f"no checkpoint of '{workdir}' can be restored (newest, step {step}: {first_line(error)}); the "
+                  f"config differs from the one it was trained with ({os.path.join(workdir, 'config.json')}) or the "
+                  f"checkpoints are damaged: use that config or a new --workdir")
+
+
+def _quarantine(workdir: str, step: int) -> str:
+  target = os.path.join(os.path.abspath(workdir), "corrupt_checkpoints", f"{step}-{int(time.time())}")
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  shutil.move(os.path.join(checkpoint_dir(workdir), str(step)), target)
+  return target
 
 
 def latest_step(workdir: str) -> int | None:
@@ -116,10 +184,17 @@ def restore_variables(path: str, abstract: Any | None = None, *, use_ema: bool =
   they were saved, as host numpy arrays."""
   if os.path.isdir(variables_dir(path)):
     item = variables_dir(path)
-    if abstract is None:
-      abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), _tree_metadata(item))
-    return dict(_partial_restore(item, dict(abstract)))
-  step = require_latest_step(path)
+    try:
+      if abstract is None:
+        abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), _tree_metadata(item))
+      return dict(_partial_restore(item, dict(abstract)))
+    except Exception as e:  # noqa: BLE001 (a damaged or foreign variables/ folder)
+      raise UserError(f"the variables of model directory '{path}' cannot be read ({first_line(e)}); they belong to "
+                      f"another model or are damaged: convert or export the model again") from None
+  return restore_newest(path, lambda step: _restore_step_variables(path, step, abstract, use_ema))[0]
+
+
+def _restore_step_variables(path: str, step: int, abstract: Any | None, use_ema: bool) -> dict[str, Any]:
   item = os.path.join(checkpoint_dir(path), str(step), "state")
   saved = _tree_metadata(item)
   shape_of = lambda tree: jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), tree)
@@ -136,6 +211,17 @@ def restore_variables(path: str, abstract: Any | None = None, *, use_ema: bool =
   params = restored.get("params")
   params = restored["ema"] if params is None else _with_ema(params, restored.get("ema"))
   return {"params": params, **(restored.get("model_state") or {})}
+
+
+def saved_shapes(path: str) -> dict[str, Any]:
+  """Shapes and dtypes (``jax.ShapeDtypeStruct`` leaves) of the train state in a workdir's newest readable
+  checkpoint: ``{"params": ..., "model_state": ..., ...}``; nothing but metadata is read."""
+  def read(step: int) -> dict[str, Any]:
+    tree = _tree_metadata(os.path.join(checkpoint_dir(path), str(step), "state"))
+    if not isinstance(tree, dict):
+      raise ValueError(f"step {step} has no readable metadata")
+    return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), tree)
+  return restore_newest(path, read)[0]
 
 
 def _ema_part(params: Any, ema: Any) -> Any:

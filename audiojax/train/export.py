@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+import shutil
+from typing import Any, Callable
 
 import orbax.checkpoint as ocp
 
@@ -24,31 +25,65 @@ def is_model_dir(path: str) -> bool:
   return os.path.isfile(os.path.join(path, META))
 
 
-def save(path: str, family: str, config: dict[str, Any], variables: Any, class_names: list[str] | None) -> None:
+def save(path: str, family: str, config: dict[str, Any], variables: Any, class_names: list[str] | None, *,
+         assets: Callable[[str], None] | None = None, force: bool = False) -> None:
   """Writes ``variables`` and the constructor ``config`` of a ``family`` model (a module of
-  :mod:`audiojax.models`) as the model directory ``path``."""
+  :mod:`audiojax.models`) as the model directory ``path``; ``assets(folder)`` adds the files inference needs (a
+  tokenizer...). The directory appears whole or not at all (written beside it, then renamed). A training workdir is
+  never overwritten; another non-empty folder only when it is a model directory and ``force`` is set."""
   path = os.path.abspath(path)
-  os.makedirs(path, exist_ok=True)
-  with ocp.StandardCheckpointer() as checkpointer:
-    checkpointer.save(checkpoint.variables_dir(path), variables, force=True)
-  with open(os.path.join(path, META), "w") as f:
-    json.dump({"family": family, "config": config}, f, indent=2)
-  if class_names is not None:
-    write_class_names(path, class_names)
+  check_writable(path, force)
+  tmp = f"{path}.partial-{os.getpid()}"
+  shutil.rmtree(tmp, ignore_errors=True)
+  os.makedirs(tmp)
+  try:
+    with ocp.StandardCheckpointer() as checkpointer:
+      checkpointer.save(checkpoint.variables_dir(tmp), variables, force=True)
+    with open(os.path.join(tmp, META), "w") as f:
+      json.dump({"family": family, "config": config}, f, indent=2)
+    if class_names is not None:
+      write_class_names(tmp, class_names)
+    if assets is not None:
+      assets(tmp)
+    old = f"{path}.replaced-{os.getpid()}"
+    if os.path.exists(path):
+      os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
-def read_family(path: str) -> str:
-  """The family (models module) recorded in ``path``'s ``model.json``."""
-  with open(os.path.join(path, META)) as f:
-    return json.load(f).get("family", "")
+def check_writable(path: str, force: bool) -> None:
+  """A model directory may be written at ``path``: a missing or empty folder, or (``force``) a model directory."""
+  if not os.path.exists(path) or (os.path.isdir(path) and not os.listdir(path)):
+    return
+  if not os.path.isdir(path):
+    raise UserError(f"'{path}' is a file; give a folder for the model directory")
+  if os.path.exists(os.path.join(path, "config.json")) or os.path.isdir(os.path.join(path, "checkpoints")):
+    raise UserError(f"'{path}' is a training workdir; write the model directory somewhere else (--out)")
+  if not is_model_dir(path):
+    raise UserError(f"'{path}' is a non-empty folder that is not a model directory; choose a new --out")
+  if not force:
+    raise UserError(f"'{path}' already holds a model directory; choose a new --out or pass --force to replace it")
 
 
 def read_meta(path: str, family: str) -> dict[str, Any]:
-  """The constructor config of the ``family`` model in ``path``; another family is a UserError."""
-  with open(os.path.join(path, META)) as f:
-    meta = json.load(f)
+  """The constructor config of the ``family`` model in ``path``; another family, or a ``model.json`` that is not
+  one, is a UserError."""
+  file = os.path.join(path, META)
+  try:
+    with open(file) as f:
+      meta = json.load(f)
+  except ValueError as e:
+    raise UserError(f"'{file}' is not valid JSON ({e}); convert or export the model again") from None
+  if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+    raise UserError(f"'{file}' has no 'config' object; it was not written by audiojax: convert or export the model "
+                    f"again")
   if meta.get("family") != family:
     raise UserError(f"'{path}' holds a {meta.get('family')} model, not {family}")
+  if not os.path.isdir(checkpoint.variables_dir(path)):
+    raise UserError(f"model directory '{path}' has no variables/ folder; convert or export the model again")
   return meta["config"]
 
 

@@ -13,6 +13,9 @@ import contextlib
 import functools
 import logging
 import os
+import signal
+import sys
+import threading
 import time
 from typing import Any, Callable, Sequence
 
@@ -223,10 +226,10 @@ class Trainer:
     with checkpoint.manager(workdir, read_only=True) as mngr:
       return checkpoint.restore(mngr, step, self.abstract_state, iterator)
 
-  def export(self, state: TrainState, path: str) -> None:
+  def export(self, state: TrainState, path: str, force: bool = False) -> None:
     """Writes ``state``'s variables as the task's model directory ``path`` (on the first process)."""
     if jax.process_index() == 0:
-      self.task.export(path, jax.device_get(self.variables(state)))
+      self.task.export(path, jax.device_get(self.variables(state)), force=force)
 
 
 def merge_pretrained(fresh: dict, pretrained: dict, source: str, reinit: tuple[str, ...] = (),
@@ -261,13 +264,95 @@ def _global_norm(tree: Any) -> jax.Array:
   return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(tree)))
 
 
-def _check_config(config: Any, mesh) -> None:
+def check_config(config: Any) -> None:
+  """The trainer's fields: each a UserError naming the key when out of range (before anything is written)."""
+  positive = {"train.steps": config.train.steps, "train.batch_size": config.train.batch_size,
+              "train.grad_accum_steps": config.train.grad_accum_steps, "train.log_every": config.train.log_every,
+              "eval.batch_size": config.eval.batch_size, "checkpoint.every_steps": config.checkpoint.every_steps,
+              "checkpoint.keep": config.checkpoint.keep}
+  for key, value in positive.items():
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+      raise UserError(f"config.{key}={value!r} must be a positive integer")
+  for key, value in {"eval.every_steps": config.eval.every_steps,
+                     "checkpoint.average_best": config.checkpoint.average_best}.items():
+    if not isinstance(value, int) or value < 0:
+      raise UserError(f"config.{key}={value!r} must be 0 (off) or a positive integer")
+
+
+def _check_batch(config: Any, mesh) -> None:
   parallel.check_batch_divisible(int(config.train.batch_size), mesh)
   accum = int(config.train.grad_accum_steps)
   shards = parallel.batch_size_per_shard(mesh)
-  if accum < 1 or int(config.train.batch_size) % (accum * shards):
+  if int(config.train.batch_size) % (accum * shards):
     raise UserError(f"config.train.batch_size={config.train.batch_size} must be a multiple of "
                     f"train.grad_accum_steps ({accum}) × data×fsdp shards ({shards})")
+
+
+def check_workdir(workdir: str) -> None:
+  """``workdir`` can be a training workdir: not a file, not a model directory (a UserError otherwise)."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f"--workdir '{workdir}' is a file; give a folder (it is created if missing)")
+  if export.is_model_dir(workdir):
+    raise UserError(f"--workdir '{workdir}' is a model directory (model.json), not a training workdir; train into "
+                    f"a new folder and start from it with --config.init.checkpoint={workdir}")
+
+
+def make_workdir(workdir: str) -> None:
+  """Creates ``workdir`` (a UserError when it cannot be written)."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise UserError(f"cannot create --workdir '{workdir}' ({e.strerror}); choose a folder you can write") from None
+  if not os.access(workdir, os.W_OK | os.X_OK):
+    raise UserError(f"--workdir '{workdir}' is not writable; fix its permissions or choose another folder")
+
+
+class TrainingInterrupted(Exception):
+  """SIGTERM or SIGINT stopped training after a checkpoint of the step in progress; rerunning resumes there."""
+
+  def __init__(self, signum: int, step: int, workdir: str):
+    self.signum, self.step, self.workdir = signum, step, workdir
+    super().__init__(f"interrupted by {signal.Signals(signum).name} at step {step}: saved a checkpoint in "
+                     f"{checkpoint.checkpoint_dir(workdir)}; rerun the same command to resume")
+
+
+class _Interrupts:
+  """While active (main thread only), SIGTERM and SIGINT set :attr:`signum` instead of killing the process; the loop
+  checkpoints and stops at the end of the step. A second signal acts at once, as without the guard."""
+
+  def __init__(self):
+    self.signum: int | None = None
+    self._previous: dict[int, Any] = {}
+
+  def _handle(self, signum, frame):
+    if self.signum is not None:  # the second one: the default behaviour
+      self._restore()
+      signal.raise_signal(signum)
+      return
+    self.signum = signum
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _restore(self):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+    self._previous = {}
+
+  def __exit__(self, *exc):
+    self._restore()
+
+
+def _save_failed(error: BaseException, workdir: str) -> UserError:
+  """The one line for a checkpoint that could not be written, naming the step a rerun resumes from."""
+  saved = checkpoint.steps(workdir)
+  resume = f"training resumes from step {saved[0]}" if saved else "training starts again"
+  return UserError(f"writing a checkpoint in {checkpoint.checkpoint_dir(workdir)} failed "
+                   f"({checkpoint.first_line(error)}); free disk space or fix the folder's permissions, then rerun "
+                   f"the same command: {resume}")
 
 
 class _PendingMetrics:
@@ -297,30 +382,36 @@ class _PendingMetrics:
 def train(task: Any, workdir: str, *, until_step: int | None = None) -> dict[str, Any]:
   """Trains (or resumes) ``task`` (built from its config by :func:`audiojax.tasks.registry.build`) in ``workdir`` up
   to ``config.train.steps`` (or ``until_step``, then stops with a checkpoint, e.g. for staged runs). Returns the last
-  logged train metrics and the final eval metrics."""
+  logged train metrics and the final eval metrics.
+
+  Nothing is lost: the workdir's ``config.json`` is written only once the state has been restored (a config that
+  does not fit the checkpoints changes nothing); an unreadable newest checkpoint is skipped for the newest intact
+  one; a failed save stops training at once; SIGTERM/SIGINT checkpoint the step in progress and raise
+  :class:`TrainingInterrupted`; a rerun of a finished run completes a missing final evaluation; ``metrics.jsonl``
+  keeps no rows past the step training resumed from."""
   config = task.config
-  os.makedirs(workdir, exist_ok=True)
+  check_config(config)
+  check_workdir(workdir)
   trainer = Trainer(task)
-  _check_config(config, trainer.mesh)
+  _check_batch(config, trainer.mesh)
+  make_workdir(workdir)
   total = int(config.train.steps)
   stop = total if until_step is None else min(int(until_step), total)
-  if jax.process_index() == 0:
+
+  iterator = iter(task.train_dataset(int(config.seed)))
+  if checkpoint.steps(workdir):
+    state, start = checkpoint.restore_newest(workdir, lambda step: trainer.restore(workdir, step, iterator),
+                                             quarantine=True)
+    log.info("resumed from step %d in %s", start, checkpoint.checkpoint_dir(workdir))
+  else:
+    start, state = 0, trainer.init_state(int(config.seed))
+  if jax.process_index() == 0:  # only now: a config that does not fit the checkpoints has changed nothing
     config_loader.save(config, os.path.join(workdir, "config.json"))
     export.write_class_names(workdir, task.class_names or [])
     task.save_assets(workdir)
-
-  iterator = iter(task.train_dataset(int(config.seed)))
   mngr = checkpoint.manager(workdir, keep=int(config.checkpoint.keep), async_save=bool(config.checkpoint.async_save))
-  start = mngr.latest_step()
-  if start is not None:
-    state = checkpoint.restore(mngr, start, trainer.abstract_state, iterator)
-    log.info("resumed from step %d in %s", start, checkpoint.checkpoint_dir(workdir))
-  else:
-    start = 0
-    state = trainer.init_state(int(config.seed))
   last_good = start if start else None
-
-  writer = metrics_lib.MetricWriter(workdir)
+  writer = metrics_lib.MetricWriter(workdir, resumed_from=start)
   if start == 0 and config.eval.get("at_start", False):
     writer.write(0, trainer.evaluate(state))
   step_fn = trainer.compiled_train_step()
@@ -333,52 +424,106 @@ def train(task: Any, workdir: str, *, until_step: int | None = None) -> dict[str
   loop_start = time.perf_counter()  # not tqdm's clock: a disabled bar reports 0 s elapsed
   train_metrics: dict[str, float] = {}
   eval_metrics: dict[str, float] = {}
+
+  def save(step: int) -> None:
+    try:
+      mngr.check_for_errors()  # an earlier background save that failed stops training here
+      checkpoint.save(mngr, step, state, iterator)
+    except Exception as e:  # noqa: BLE001 (disk full, permissions: any failure to persist)
+      raise _save_failed(e, workdir) from None
+
   try:
-    for step in range(start + 1, stop + 1):
-      batch = parallel.host_batch_to_global(next(iterator), trainer.batch_sharding)
-      with trainer.context():
-        state, step_metrics = step_fn(state, batch)
-      pending.add(step, step_metrics)
-      bar.update(1)
-      if window_start is None:  # the first step includes compilation: time from its end
-        jax.block_until_ready(state.step)
-        window_start = time.perf_counter()
-        writer.write(step, {"compile_and_first_step_seconds": window_start - loop_start})
-        pending.flush(last_good, workdir)
-        continue
-      window_steps += 1
-      at_end = step == stop
-      if step % log_every == 0 or at_end or step % ckpt_every == 0:
-        train_metrics = pending.flush(last_good, workdir)
-        elapsed = time.perf_counter() - window_start
-        train_metrics["examples_per_sec"] = window_steps * int(config.train.batch_size) / max(elapsed, 1e-9)
-        writer.write(step, train_metrics)
-        bar.set_postfix(loss=f"{train_metrics['loss']:.4f}", ex_s=f"{train_metrics['examples_per_sec']:.1f}")
-        window_start, window_steps = time.perf_counter(), 0
-      if step % ckpt_every == 0 or at_end:
-        checkpoint.save(mngr, step, state, iterator)
-        last_good = step
-        window_start, window_steps = time.perf_counter(), 0  # throughput excludes checkpointing
-      if (eval_every and step % eval_every == 0) or step == total:
-        eval_metrics = trainer.evaluate(state)
-        writer.write(step, eval_metrics)
-        bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                                                 for k, v in eval_metrics.items()))
-        window_start, window_steps = time.perf_counter(), 0
+    with _Interrupts() as interrupts:
+      for step in range(start + 1, stop + 1):
+        batch = parallel.host_batch_to_global(next(iterator), trainer.batch_sharding)
+        with trainer.context():
+          state, step_metrics = step_fn(state, batch)
+        pending.add(step, step_metrics)
+        bar.update(1)
+        saved = False
+        first = window_start is None
+        if first:  # the first step includes compilation: time from its end
+          jax.block_until_ready(state.step)
+          window_start = time.perf_counter()
+          writer.write(step, {"compile_and_first_step_seconds": window_start - loop_start})
+          pending.flush(last_good, workdir)
+        else:
+          window_steps += 1
+        at_end = step == stop
+        if not first and (step % log_every == 0 or at_end or step % ckpt_every == 0):
+          try:
+            mngr.check_for_errors()  # a background save that failed stops training here, not at the end
+          except Exception as e:  # noqa: BLE001
+            raise _save_failed(e, workdir) from None
+          train_metrics = pending.flush(last_good, workdir)
+          elapsed = time.perf_counter() - window_start
+          train_metrics["examples_per_sec"] = window_steps * int(config.train.batch_size) / max(elapsed, 1e-9)
+          writer.write(step, train_metrics)
+          bar.set_postfix(loss=f"{train_metrics['loss']:.4f}", ex_s=f"{train_metrics['examples_per_sec']:.1f}")
+          window_start, window_steps = time.perf_counter(), 0
+        if step % ckpt_every == 0 or at_end:
+          save(step)
+          saved, last_good = True, step
+          window_start, window_steps = time.perf_counter(), 0  # throughput excludes checkpointing
+        if (eval_every and step % eval_every == 0) or step == total:
+          eval_metrics = trainer.evaluate(state)
+          writer.write(step, eval_metrics)
+          bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                                   for k, v in eval_metrics.items()))
+          window_start, window_steps = time.perf_counter(), 0
+        if interrupts.signum is not None:
+          pending.flush(last_good, workdir)
+          if not saved:
+            save(step)
+          mngr.wait_until_finished()
+          raise TrainingInterrupted(interrupts.signum, step, workdir)
   finally:
+    in_flight = sys.exc_info()[1]
     bar.close()
-    mngr.wait_until_finished()
-    mngr.close()
-    writer.close()
-    if hasattr(iterator, "close"):
-      iterator.close()
-  if stop == total and int(config.checkpoint.average_best) > 0:
-    averaged = average_best_checkpoints(trainer, workdir, int(config.checkpoint.average_best))
-    metrics_lib.MetricWriter(workdir).write(total, averaged)
-    eval_metrics = {**eval_metrics, **averaged}
-  if jax.process_index() == 0 and stop == total:
-    metrics_lib.plot_training_curve(workdir, task.primary_metric)
+    try:
+      mngr.wait_until_finished()
+      mngr.check_for_errors()
+    except Exception as e:  # noqa: BLE001
+      if in_flight is None:
+        raise _save_failed(e, workdir) from None
+      log.warning("a checkpoint save failed too: %s", checkpoint.first_line(e))
+    finally:
+      mngr.close()
+      writer.close()
+      if hasattr(iterator, "close"):
+        iterator.close()
+  if stop == total:
+    eval_metrics = eval_metrics or _final_eval(trainer, state, workdir, total)
+    if int(config.checkpoint.average_best) > 0:
+      averaged = _recorded(workdir, total, "averaged_steps")
+      if averaged is None:
+        averaged = average_best_checkpoints(trainer, workdir, int(config.checkpoint.average_best))
+        metrics_lib.MetricWriter(workdir).write(total, averaged)
+      eval_metrics = {**eval_metrics, **{k: v for k, v in averaged.items() if "averaged" in k}}
+    if jax.process_index() == 0:
+      metrics_lib.plot_training_curve(workdir, task.primary_metric)
   return {"train": train_metrics, "eval": eval_metrics, "step": stop}
+
+
+def _recorded(workdir: str, step: int, key: str) -> dict[str, Any] | None:
+  """The merged ``metrics.jsonl`` rows of ``step`` when one holds ``key``, else None."""
+  rows = [r for r in metrics_lib.read(workdir) if r["step"] == step]
+  if not any(key in r for r in rows):
+    return None
+  return {k: v for r in rows for k, v in r.items() if k != "step"}
+
+
+def _final_eval(trainer: Trainer, state: TrainState, workdir: str, total: int) -> dict[str, Any]:
+  """The final evaluation of a finished run: read back from ``metrics.jsonl``, or run now when the run that
+  trained it was stopped before it (and recorded)."""
+  key = trainer.task.primary_metric or "eval/examples"
+  recorded = _recorded(workdir, total, key)
+  if recorded is not None:
+    return {k: v for k, v in recorded.items() if k.startswith("eval/")}
+  log.info("step %d has no final evaluation in %s; evaluating now", total, workdir)
+  result = trainer.evaluate(state)
+  metrics_lib.MetricWriter(workdir).write(total, result)
+  return result
 
 
 def average_checkpoints(trainer: Trainer, workdir: str, steps: Sequence[int]) -> TrainState:
@@ -408,11 +553,11 @@ def average_best_checkpoints(trainer: Trainer, workdir: str, n: int) -> dict[str
   averaged = average_checkpoints(trainer, workdir, best)
   result = {f"{key.replace('eval/', 'eval/averaged_')}": trainer.evaluate(averaged)[key],
             "averaged_steps": sorted(best)}
-  trainer.export(averaged, os.path.join(workdir, "averaged"))
+  trainer.export(averaged, os.path.join(workdir, "averaged"), force=True)
   return result
 
 
-def export_average_of_last(task: Any, workdir: str, n: int, out: str) -> list[int]:
+def export_average_of_last(task: Any, workdir: str, n: int, out: str, force: bool = False) -> list[int]:
   """Exports the mean of the newest ``n`` kept checkpoints of ``workdir`` (trained by ``task``'s config) as the
   model directory ``out`` (any ``--checkpoint`` reads it). Returns the averaged steps."""
   with checkpoint.manager(workdir, read_only=True) as mngr:
@@ -421,13 +566,14 @@ def export_average_of_last(task: Any, workdir: str, n: int, out: str) -> list[in
     raise UserError(f"cannot average the last {n} checkpoints of '{workdir}', which keeps {len(kept)} {kept}; pass "
                     f"--last between 1 and {len(kept)}")
   steps = kept[-n:]
+  export.check_writable(os.path.abspath(out), force)
   trainer = Trainer(task)
-  trainer.export(average_checkpoints(trainer, workdir, steps), out)
+  trainer.export(average_checkpoints(trainer, workdir, steps), out, force=force)
   return steps
 
 
 def evaluate(task: Any, workdir: str) -> dict[str, float]:
   """Evaluates the newest checkpoint of ``workdir`` with ``task`` (built from the workdir's config)."""
   trainer = Trainer(task)
-  step = checkpoint.require_latest_step(workdir)
-  return {"step": step, **trainer.evaluate(trainer.restore(workdir, step))}
+  state, step = checkpoint.restore_newest(workdir, lambda step: trainer.restore(workdir, step))
+  return {"step": step, **trainer.evaluate(state)}

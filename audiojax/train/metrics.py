@@ -10,15 +10,25 @@ import jax
 
 
 class MetricWriter:
-  """Appends records to ``metrics.jsonl`` and TensorBoard (process 0 only; other hosts write nothing)."""
+  """Appends records to ``metrics.jsonl`` and TensorBoard (process 0 only; other hosts write nothing).
 
-  def __init__(self, workdir: str):
+  ``resumed_from``: the step training resumes from; records of later steps (written before the run stopped, by the
+  steps it now repeats) are dropped from both, so every step is recorded once, by the run that kept it."""
+
+  def __init__(self, workdir: str, resumed_from: int | None = None):
     self.enabled = jax.process_index() == 0
     self.path = os.path.join(workdir, "metrics.jsonl")
     self._tb = None
     if self.enabled:
       from tensorboardX import SummaryWriter  # lazy: only the writing process needs it
-      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+      purge = {} if resumed_from is None else {"purge_step": resumed_from + 1}
+      if resumed_from is not None and os.path.exists(self.path):
+        kept = [r for r in read(workdir) if r["step"] <= resumed_from]
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+          f.writelines(json.dumps(r) + "\n" for r in kept)
+        os.replace(tmp, self.path)
+      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), **purge)
 
   def write(self, step: int, metrics: dict[str, Any]) -> None:
     if not self.enabled:

@@ -58,6 +58,8 @@ def export_example(builder: tfds.core.DatasetBuilder, split: str, index: int, ou
     raise UserError(f"dataset '{builder.info.full_name}' has no split '{split}'; choose one of "
                     f"{', '.join(builder.info.splits)}")
   source = tfds.data_source(builder.info.full_name.rsplit("/", 1)[0], split=split, data_dir=builder.data_dir_root)
+  if os.path.isdir(out):
+    raise UserError(f"--out '{out}' is a folder; give the file to write, e.g. {os.path.join(out, 'clip.wav')}")
   if not 0 <= index < len(source):
     raise UserError(f"--index {index} is outside split '{split}' (0..{len(source) - 1})")
   example = source[index]

@@ -24,7 +24,7 @@ from typing import Iterator, NamedTuple
 import numpy as np
 import tensorflow_datasets as tfds
 
-from audiojax.audio.io import load_audio, pcm16
+from audiojax.audio.io import duration_seconds, load_audio, pcm16
 from audiojax.data.builders import schema
 from audiojax.data.builders.manual_dir import ManualDirBuilder
 from audiojax.errors import UserError
@@ -133,13 +133,15 @@ def find_clips(manual_dir: str, ytids: set[str]) -> dict[str, str]:
 
 
 def load_segment(path: str, segment: Segment) -> np.ndarray:
-  """16-kHz mono int16 audio of ``segment`` from ``path``, cut to [start, end] if the file holds the whole video."""
-  wave = load_audio(path, SAMPLE_RATE).wave
-  if wave.shape[0] / SAMPLE_RATE > segment.end - segment.start + FULL_VIDEO_SLACK_SECONDS:
-    wave = wave[int(round(segment.start * SAMPLE_RATE)):int(round(segment.end * SAMPLE_RATE))]
-    if wave.size == 0:
-      raise UserError(f"audio file '{path}' ends before its segment starts at {segment.start:g} s")
-  return pcm16(wave)
+  """16-kHz mono int16 audio of ``segment`` from ``path``: the whole file when it is the clip, only [start, end]
+  when it holds the whole video (read from there, so an hour-long file costs the memory of its 10 s)."""
+  length = segment.end - segment.start
+  duration, _ = duration_seconds(path)
+  if duration <= length + FULL_VIDEO_SLACK_SECONDS:
+    return pcm16(load_audio(path, SAMPLE_RATE).wave)
+  if duration <= segment.start:
+    raise UserError(f"audio file '{path}' ends before its segment starts at {segment.start:g} s")
+  return pcm16(load_audio(path, SAMPLE_RATE, start_seconds=segment.start, seconds=length).wave)
 
 
 def coverage_summary(what: str, total: int, problems: list[tuple[str, str]], listing: str) -> str:
