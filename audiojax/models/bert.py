@@ -33,6 +33,8 @@ import jax.numpy as jnp
 
 from audiojax.errors import UserError
 from audiojax.nn.attention import attention
+from audiojax.nn.layers import variable
+from audiojax.nn.norms import TwoPassLayerNorm
 
 FAMILY = "bert"
 ACTIVATIONS = {"gelu": False, "gelu_new": True, "gelu_pytorch_tanh": True}  # name → tanh approximation
@@ -100,35 +102,6 @@ class BertConfig:
     return dataclasses.asdict(self)
 
 
-def _variable(module: nn.Module, collection: str, name: str, init: Any, shape: tuple[int, ...],
-              axes: tuple[str | None, ...]) -> jax.Array:
-  """A variable of ``collection`` carrying logical axis names: a parameter initialised by ``init`` when the
-  collection is ``params``, otherwise a zero placeholder that pretrained weights replace (no random draws to
-  compile for a frozen BERT-base)."""
-  if collection == "params":
-    return module.param(name, nn.with_logical_partitioning(init, axes), shape)
-  zeros = nn.with_logical_partitioning(nn.initializers.zeros, axes)
-  return module.variable(collection, name, lambda: zeros(None, shape)).value
-
-
-class _LayerNorm(nn.Module):
-  """LayerNorm over the last axis with the two-pass variance (as PyTorch), in float32."""
-
-  eps: float
-  collection: str
-  dtype: Any
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    d = x.shape[-1]
-    scale = _variable(self, self.collection, "scale", nn.initializers.ones, (d,), ("embed",))
-    bias = _variable(self, self.collection, "bias", nn.initializers.zeros, (d,), ("embed",))
-    x = x.astype(jnp.float32)
-    mean = jnp.mean(x, axis=-1, keepdims=True)
-    var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-    return ((x - mean) * jax.lax.rsqrt(var + self.eps) * scale + bias).astype(self.dtype)
-
-
 class _Affine(nn.Module):
   """``einsum(equation, x, kernel) + bias`` with logically named ``kernel`` and ``bias`` variables."""
 
@@ -142,9 +115,9 @@ class _Affine(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = _variable(self, self.collection, "kernel", nn.initializers.normal(0.02), self.kernel_shape,
-                       self.kernel_axes)
-    bias = _variable(self, self.collection, "bias", nn.initializers.zeros, self.bias_shape, self.bias_axes)
+    kernel = variable(self, self.collection, "kernel", nn.initializers.normal(0.02), self.kernel_shape,
+                      self.kernel_axes)
+    bias = variable(self, self.collection, "bias", nn.initializers.zeros, self.bias_shape, self.bias_axes)
     return jnp.einsum(self.equation, x.astype(self.dtype), kernel.astype(self.dtype)) + bias.astype(self.dtype)
 
 
@@ -165,12 +138,12 @@ class _Layer(nn.Module):
     a = attention(q, k, v, q_lengths=lengths, kv_lengths=lengths, impl=self.attention_impl)
     a = _Affine("bmhe,hed->bmd", (h, dh, d), ("heads", "kv", "embed"), (d,), ("embed",), col, dt,
                 name="attention_out")(a)
-    x = _LayerNorm(c.layer_norm_eps, col, dt, name="attention_norm")(x + a)
+    x = TwoPassLayerNorm(c.layer_norm_eps, col, dt, name="attention_norm")(x + a)
     f = _Affine("bmd,di->bmi", (d, i), ("embed", "mlp"), (i,), ("mlp",), col, dt, name="intermediate")(x)
     f = nn.with_logical_constraint(f, ("act_batch", "act_length", "act_mlp"))
     f = jax.nn.gelu(f, approximate=ACTIVATIONS[c.hidden_act])
     f = _Affine("bmi,id->bmd", (i, d), ("mlp", "embed"), (d,), ("embed",), col, dt, name="output")(f)
-    x = _LayerNorm(c.layer_norm_eps, col, dt, name="output_norm")(x + f)
+    x = TwoPassLayerNorm(c.layer_norm_eps, col, dt, name="output_norm")(x + f)
     return nn.with_logical_constraint(x, ("act_batch", "act_length", "act_embed"))
 
 
@@ -185,11 +158,11 @@ class _Embeddings(nn.Module):
   def __call__(self, ids: jax.Array) -> jax.Array:
     c, col = self.config, self.collection
     init = nn.initializers.normal(0.02)
-    word = _variable(self, col, "word", init, (c.vocab_size, c.hidden_size), ("vocab", "embed"))
-    position = _variable(self, col, "position", init, (c.max_position_embeddings, c.hidden_size), (None, "embed"))
-    token_type = _variable(self, col, "token_type", init, (c.type_vocab_size, c.hidden_size), (None, "embed"))
+    word = variable(self, col, "word", init, (c.vocab_size, c.hidden_size), ("vocab", "embed"))
+    position = variable(self, col, "position", init, (c.max_position_embeddings, c.hidden_size), (None, "embed"))
+    token_type = variable(self, col, "token_type", init, (c.type_vocab_size, c.hidden_size), (None, "embed"))
     x = jnp.take(word, ids, axis=0) + position[:ids.shape[1]] + token_type[0]
-    return _LayerNorm(c.layer_norm_eps, col, self.dtype, name="norm")(x)
+    return TwoPassLayerNorm(c.layer_norm_eps, col, self.dtype, name="norm")(x)
 
 
 class Bert(nn.Module):

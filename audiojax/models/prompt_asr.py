@@ -20,21 +20,21 @@ pruned loss's "simple" additive joiner, and a CTC head, all over one BPE vocabul
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from audiojax.audio import features
+from audiojax.audio import augment, features
 from audiojax.errors import UserError
 from audiojax.models import bert as bert_lib
 from audiojax.models import check_fields
-from audiojax.nn.conformer import ConformerBlock, dense, length_mask
-from audiojax.nn.transformer import EncoderBlock, layer_norm
+from audiojax.nn.conformer import ConformerBlock
+from audiojax.nn.embeddings import sinusoidal_positions
+from audiojax.nn.layers import dense, length_mask
+from audiojax.nn.norms import layer_norm
+from audiojax.nn.transformer import EncoderBlock
 
 SAMPLE_RATE = 16000
 HOP = 160  # 10 ms frames
@@ -82,39 +82,6 @@ def normalize(feats: jax.Array, lengths: jax.Array) -> jax.Array:
   mean = jnp.sum(jnp.where(mask, feats, 0.0), axis=1, keepdims=True) / count
   var = jnp.sum(jnp.where(mask, jnp.square(feats - mean), 0.0), axis=1, keepdims=True) / count
   return jnp.where(mask, (feats - mean) * jax.lax.rsqrt(var + 1e-5), 0.0)
-
-
-def sinusoidal_positions(length: int, dim: int) -> jax.Array:
-  """``(length, dim)`` sine/cosine position table (Vaswani et al.)."""
-  pos = np.arange(length)[:, None]
-  freqs = np.exp(-math.log(10000.0) * np.arange(0, dim, 2) / dim)
-  table = np.zeros((length, dim), np.float32)
-  table[:, 0::2], table[:, 1::2] = np.sin(pos * freqs), np.cos(pos * freqs)
-  return jnp.asarray(table)
-
-
-@dataclasses.dataclass(frozen=True)
-class SpecAugment:
-  """Frequency and time masks on normalised features (training only)."""
-
-  freq_masks: int = 2
-  freq_width: int = 15
-  time_masks: int = 2
-  time_width_fraction: float = 0.05
-
-  def __call__(self, feats: jax.Array, lengths: jax.Array, rng: jax.Array) -> jax.Array:
-    """``feats (B, T, F)`` → same, masked regions set to 0."""
-    b, t, f = feats.shape
-    k_fw, k_fs, k_tw, k_ts = jax.random.split(rng, 4)
-    fw = jax.random.randint(k_fw, (b, self.freq_masks), 0, self.freq_width + 1)
-    fs = jax.random.randint(k_fs, (b, self.freq_masks), 0, f) * (f - fw) // f
-    max_tw = jnp.maximum((lengths * self.time_width_fraction).astype(jnp.int32), 1)[:, None]
-    tw = (jax.random.uniform(k_tw, (b, self.time_masks)) * (max_tw + 1)).astype(jnp.int32)
-    ts = (jax.random.uniform(k_ts, (b, self.time_masks)) * jnp.maximum(lengths[:, None] - tw, 1)).astype(jnp.int32)
-    fi, ti = jnp.arange(f), jnp.arange(t)
-    fmask = jnp.any((fi[None, None] >= fs[..., None]) & (fi[None, None] < (fs + fw)[..., None]), axis=1)
-    tmask = jnp.any((ti[None, None] >= ts[..., None]) & (ti[None, None] < (ts + tw)[..., None]), axis=1)
-    return jnp.where(fmask[:, None, :] | tmask[:, :, None], 0.0, feats)
 
 
 class Subsampling(nn.Module):
@@ -267,7 +234,7 @@ class PromptASR(nn.Module):
     wave = jnp.where(length_mask(wave_lengths, wave.shape[1]), wave.astype(jnp.float32), 0.0)
     feats = normalize(log_mel(wave), frame_lengths)
     if train and self.spec_augment:
-      feats = SpecAugment()(feats, frame_lengths, self.make_rng("dropout"))
+      feats = augment.SpecAugment()(feats, frame_lengths, self.make_rng("dropout"))
     x = self.subsampling(feats.astype(self.dtype), frame_lengths)
     lengths = subsampled_lengths(frame_lengths)
     x = x + sinusoidal_positions(x.shape[1], self.embed_dim).astype(x.dtype)

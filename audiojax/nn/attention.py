@@ -16,12 +16,14 @@ import jax.numpy as jnp
 
 from audiojax.kernels import decode_attention as decode_lib
 from audiojax.kernels import flash_attention as flash_lib
+from audiojax.nn.layers import param
 
 IMPLS = ("auto", "xla", "pallas")
 PALLAS_DTYPES = (jnp.float32, jnp.bfloat16)
 
 
-def padding_mask(q_lengths: jax.Array | None, kv_lengths: jax.Array | None, q_len: int, kv_len: int) -> jax.Array | None:
+def padding_mask(q_lengths: jax.Array | None, kv_lengths: jax.Array | None, q_len: int,
+                 kv_len: int) -> jax.Array | None:
   """Boolean ``(B, 1, Lq, Lk)`` mask (True = attend) from per-example valid lengths ``(B,)``, or None."""
   if q_lengths is None and kv_lengths is None:
     return None
@@ -124,12 +126,6 @@ def cached_attention(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, lengt
                        precision)
 
 
-def _param(module: nn.Module, name: str, init: Any, shape: tuple[int, ...],
-           axes: tuple[str | None, ...]) -> jax.Array:
-  """``module.param`` whose value carries the logical axis names ``axes``."""
-  return module.param(name, nn.with_logical_partitioning(init, axes), shape)
-
-
 class SelfAttention(nn.Module):
   """Multi-head self-attention with a fused qkv projection (timm/CED layout).
 
@@ -147,17 +143,17 @@ class SelfAttention(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, lengths: jax.Array | None = None) -> jax.Array:
     d, h, dh = x.shape[-1], self.num_heads, self.head_dim
-    qkv_kernel = _param(self, "qkv_kernel", self.kernel_init, (d, 3, h, dh), ("embed", None, "heads", "kv"))
+    qkv_kernel = param(self, "qkv_kernel", self.kernel_init, (d, 3, h, dh), ("embed", None, "heads", "kv"))
     qkv = jnp.einsum("bnd,dkhe->bnkhe", x.astype(self.dtype), qkv_kernel.astype(self.dtype))
     if self.qkv_bias:
-      bias = _param(self, "qkv_bias", nn.initializers.zeros, (3, h, dh), (None, "heads", "kv"))
+      bias = param(self, "qkv_bias", nn.initializers.zeros, (3, h, dh), (None, "heads", "kv"))
       qkv = qkv + bias.astype(self.dtype)
     qkv = nn.with_logical_constraint(qkv, ("act_batch", "act_length", None, "act_heads", "act_kv"))
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
     out = attention(q, k, v, q_lengths=lengths, kv_lengths=lengths, impl=self.impl)
-    proj_kernel = _param(self, "proj_kernel", self.kernel_init, (h, dh, d), ("heads", "kv", "embed"))
+    proj_kernel = param(self, "proj_kernel", self.kernel_init, (h, dh, d), ("heads", "kv", "embed"))
     out = jnp.einsum("bnhe,hed->bnd", out, proj_kernel.astype(self.dtype))
-    out = out + _param(self, "proj_bias", nn.initializers.zeros, (d,), ("embed",)).astype(self.dtype)
+    out = out + param(self, "proj_bias", nn.initializers.zeros, (d,), ("embed",)).astype(self.dtype)
     return nn.with_logical_constraint(out, ("act_batch", "act_length", "act_embed"))
 
 
@@ -180,13 +176,15 @@ class CrossAttention(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, memory: jax.Array, memory_lengths: jax.Array | None = None) -> jax.Array:
     d, dm, h, dh = x.shape[-1], memory.shape[-1], self.num_heads, self.head_dim
-    project = lambda t, name, dim: jnp.einsum(
-        "bnd,dhe->bnhe", t.astype(self.dtype),
-        _param(self, name, self.kernel_init, (dim, h, dh), ("embed", "heads", "kv")).astype(self.dtype))
-    q = project(x, "q_kernel", d) + _param(self, "q_bias", nn.initializers.zeros, (h, dh), ("heads", "kv"))
+
+    def project(t: jax.Array, name: str, dim: int) -> jax.Array:
+      kernel = param(self, name, self.kernel_init, (dim, h, dh), ("embed", "heads", "kv"))
+      return jnp.einsum("bnd,dhe->bnhe", t.astype(self.dtype), kernel.astype(self.dtype))
+
+    q = project(x, "q_kernel", d) + param(self, "q_bias", nn.initializers.zeros, (h, dh), ("heads", "kv"))
     k, v = project(memory, "k_kernel", dm), project(memory, "v_kernel", dm)
     out = attention(q.astype(self.dtype), k, v, kv_lengths=memory_lengths, impl=self.impl)
-    out_kernel = _param(self, "out_kernel", self.kernel_init, (h, dh, d), ("heads", "kv", "embed"))
+    out_kernel = param(self, "out_kernel", self.kernel_init, (h, dh, d), ("heads", "kv", "embed"))
     out = jnp.einsum("bnhe,hed->bnd", out, out_kernel.astype(self.dtype))
     return nn.with_logical_constraint(out, ("act_batch", "act_length", "act_embed"))
 
@@ -197,7 +195,10 @@ def cross_attention_probs(params: dict, x: jax.Array, memory: jax.Array, memory_
   queries ``x (B, T, D)`` (its input), ``memory (B, M, Dm)`` with valid ``memory_lengths (B,)`` → ``(B, H', T, M)``
   over the first ``heads`` heads (all by default), zero on padded memory positions and for a zero-length memory."""
   params = nn.meta.unbox(params)
-  f32 = lambda a: jnp.asarray(a, jnp.float32)
+
+  def f32(a: jax.Array) -> jax.Array:
+    return jnp.asarray(a, jnp.float32)
+
   q = jnp.einsum("btd,dhe->bthe", f32(x), f32(params["q_kernel"][:, :heads])) + f32(params["q_bias"][:heads])
   k = jnp.einsum("bmd,dhe->bmhe", f32(memory), f32(params["k_kernel"][:, :heads]))
   logits = jnp.einsum("bthe,bmhe->bhtm", q, k) * q.shape[-1] ** -0.5

@@ -13,20 +13,8 @@ import jax
 import jax.numpy as jnp
 
 from audiojax.nn.attention import CrossAttention, SelfAttention
-from audiojax.nn.transformer import layer_norm
-
-
-def dense(features: int, axes: tuple[str | None, str | None], name: str, *, use_bias: bool = True,
-          dtype: Any = jnp.float32, init: Any = nn.initializers.lecun_normal()) -> nn.Dense:
-  """``nn.Dense`` whose kernel (and bias) carry logical axis names."""
-  return nn.Dense(features, use_bias=use_bias, dtype=dtype, name=name,
-                  kernel_init=nn.with_logical_partitioning(init, axes),
-                  bias_init=nn.with_logical_partitioning(nn.initializers.zeros, axes[1:]))
-
-
-def length_mask(lengths: jax.Array, max_length: int) -> jax.Array:
-  """``(B,)`` valid lengths → ``(B, max_length)`` bool, True on valid positions."""
-  return jnp.arange(max_length)[None, :] < lengths[:, None]
+from audiojax.nn.layers import dense, length_mask, param
+from audiojax.nn.norms import layer_norm
 
 
 class FeedForward(nn.Module):
@@ -57,9 +45,8 @@ class DepthwiseConv1D(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     d, k, t = x.shape[-1], self.kernel_size, x.shape[-2]
-    kernel = self.param("kernel", nn.with_logical_partitioning(nn.initializers.lecun_normal(), (None, None, "embed")),
-                        (k, 1, d)).astype(self.dtype)
-    bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)), (d,))
+    kernel = param(self, "kernel", nn.initializers.lecun_normal(), (k, 1, d), (None, None, "embed")).astype(self.dtype)
+    bias = param(self, "bias", nn.initializers.zeros, (d,), ("embed",))
     left = (k - 1) // 2
     padded = jnp.pad(x.astype(self.dtype), ((0, 0), (left, k - 1 - left), (0, 0)))
     out = sum(padded[:, i:i + t] * kernel[i, 0] for i in range(k))
@@ -102,8 +89,13 @@ class ConformerBlock(nn.Module):
                memory_lengths: jax.Array | None = None, train: bool = False) -> jax.Array:
     d = x.shape[-1]
     head_dim = d // self.num_heads
-    drop = lambda h: nn.Dropout(self.dropout, deterministic=not train)(h)
-    norm = lambda name: layer_norm(1e-5, self.dtype, name)
+
+    def drop(h: jax.Array) -> jax.Array:
+      return nn.Dropout(self.dropout, deterministic=not train)(h)
+
+    def norm(name: str) -> nn.LayerNorm:
+      return layer_norm(1e-5, self.dtype, name)
+
     x = x + 0.5 * drop(FeedForward(self.ff_dim, self.dropout, self.dtype, name="ff1")(norm("norm_ff1")(x), train))
     x = x + drop(SelfAttention(self.num_heads, head_dim, True, self.attention_impl, self.dtype,
                                name="self_attn")(norm("norm_self_attn")(x), lengths))

@@ -8,13 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from audiojax.nn.attention import SelfAttention
-
-
-def layer_norm(epsilon: float, dtype: Any, name: str) -> nn.LayerNorm:
-  """LayerNorm with logically-partitioned scale/bias ``(D,)`` on the ``embed`` axis."""
-  return nn.LayerNorm(epsilon=epsilon, dtype=dtype, name=name,
-                      scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
-                      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)))
+from audiojax.nn.layers import dense
+from audiojax.nn.norms import layer_norm
 
 
 class Mlp(nn.Module):
@@ -26,14 +21,10 @@ class Mlp(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    dense = lambda features, axes, name: nn.Dense(
-        features, dtype=self.dtype, name=name,
-        kernel_init=nn.with_logical_partitioning(self.kernel_init, axes),
-        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, axes[1:]))
-    h = dense(self.hidden_dim, ("embed", "mlp"), "fc1")(x)
+    h = dense(self.hidden_dim, ("embed", "mlp"), "fc1", dtype=self.dtype, init=self.kernel_init)(x)
     h = nn.with_logical_constraint(h, ("act_batch", "act_length", "act_mlp"))
     h = nn.gelu(h, approximate=False)
-    return dense(x.shape[-1], ("mlp", "embed"), "fc2")(h)
+    return dense(x.shape[-1], ("mlp", "embed"), "fc2", dtype=self.dtype, init=self.kernel_init)(h)
 
 
 class EncoderBlock(nn.Module):
