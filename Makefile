@@ -27,6 +27,7 @@ demo: $(STAMP)
 	@echo "training curve: $(DEMO_DIR)/training_curve.png"
 
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)

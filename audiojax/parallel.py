@@ -13,7 +13,8 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import numpy as np
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from audiojax.errors import UserError
 
@@ -124,4 +125,5 @@ def host_batch_to_global(batch: dict[str, np.ndarray], sharding: NamedSharding) 
 
 
 def describe(mesh: Mesh) -> str:
-  return " × ".join(f"{a}={mesh.shape[a]}" for a in MESH_AXES) + f" on {mesh.devices.size} {jax.default_backend()} devices"
+  axes = " × ".join(f"{a}={mesh.shape[a]}" for a in MESH_AXES)
+  return f"{axes} on {mesh.devices.size} {jax.default_backend()} devices"

@@ -94,9 +94,9 @@ def test_batched_transcription_and_the_rare_word_study(workdir, data_dir, tmp_pa
                      for w, (s, c), g in zip(waves, pairs, graphs)]
   out = tmp_path / "study.json"
   env = {**os.environ, "PYTHONPATH": os.getcwd()}
-  run = subprocess.run([sys.executable, "experiments/prompt_asr/studies/biasing.py", "--checkpoint", wd, "--data-dir", data_dir,
-                        "--limit", "6", "--distractors", "3", "--batch-size", "4", "--bonus", "2", "5", "--beam", "3",
-                        "--json", str(out)],
+  run = subprocess.run([sys.executable, "experiments/prompt_asr/studies/biasing.py", "--checkpoint", wd,
+                        "--data-dir", data_dir, "--limit", "6", "--distractors", "3", "--batch-size", "4",
+                        "--bonus", "2", "5", "--beam", "3", "--json", str(out)],
                        capture_output=True, text=True, env=env, check=False)
   assert run.returncode == 0, run.stderr
   results = json.loads(out.read_text())["results"]
@@ -263,8 +263,8 @@ def test_am_only_scale_reaches_the_simple_loss(data_dir):
 
 def test_prompt_guide_joins_the_loss_and_pulls_the_attention_to_the_names(data_dir):
   """``loss.prompt_guide_scale``: the task's guide is the objective on the attention that
-  ``experiments/prompt_asr/studies/prompt_attention.py`` recomputes, it enters the loss at its scale, and a few steps on it alone put
-  more of the guided head's weight on the names, on the batch trained on and on another."""
+  ``experiments/prompt_asr/studies/prompt_attention.py`` recomputes, it enters the loss at its scale, and a few steps
+  on it alone put more of the guided head's weight on the names, on the batch trained on and on another."""
   import jax
   import jax.numpy as jnp
   import optax

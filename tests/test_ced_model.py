@@ -86,7 +86,8 @@ def _random_variables(model, wave, seed=0):
   variables["batch_stats"]["init_bn"] = {"mean": rng.normal(-40, 10, 64).astype(np.float32),
                                          "var": rng.uniform(50, 400, 64).astype(np.float32)}
   p = variables["params"]
-  p["init_bn"] = {"scale": rng.uniform(0.5, 1.5, 64).astype(np.float32), "bias": rng.normal(0, .2, 64).astype(np.float32)}
+  p["init_bn"] = {"scale": rng.uniform(0.5, 1.5, 64).astype(np.float32),
+                  "bias": rng.normal(0, .2, 64).astype(np.float32)}
   for name in ("norm", "head_norm"):  # non-trivial affine so eps/ordering mistakes show
     p[name] = {"scale": rng.uniform(0.5, 1.5, p[name]["scale"].shape).astype(np.float32),
                "bias": rng.normal(0, .1, p[name]["bias"].shape).astype(np.float32)}

@@ -5,10 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from audiojax.kernels import decode_attention as da
-from audiojax.kernels import flash_attention as fa
 
 from audiojax.bench import attention as bench_attention
+from audiojax.kernels import decode_attention as da
+from audiojax.kernels import flash_attention as fa
 from audiojax.models import ced
 from audiojax.nn import attention as attn_lib
 

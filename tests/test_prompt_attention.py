@@ -1,4 +1,5 @@
-"""Cross-attention weights recomputed from captured queries (experiments/prompt_asr/studies/prompt_attention.py) are the ones used."""
+"""Cross-attention weights recomputed from captured queries (experiments/prompt_asr/studies/prompt_attention.py)
+are the ones used."""
 import flax.linen as nn
 import jax
 import numpy as np

@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from audiojax.kernels import flash_attention as fa
 from audiojax.bench.timing import best_seconds
+from audiojax.kernels import flash_attention as fa
 from audiojax.nn import attention as attn_lib
 
 ACCELERATOR_SEQ_LENS = (256, 512, 1024, 2048, 4096, 8192)

@@ -5,7 +5,6 @@ import argparse
 import sys
 
 
-
 def _ced(args: argparse.Namespace, overrides: list[str]) -> None:
   from audiojax.cli import no_overrides
   from audiojax.convert import ced

@@ -20,7 +20,8 @@ def asr() -> ml_collections.ConfigDict:
   c.data.speed_factors = ()  # e.g. (0.9, 1.0, 1.1): training waves played at one drawn per utterance (Kaldi's)
   c.data.max_prompt_bytes = 256  # style [SEP] content, UTF-8 bytes; content keeps its end
   c.data.max_prompt_tokens = 128  # the same in WordPiece tokens, with text_encoder="bert"
-  c.model.text_encoder = "bytes"  # "bytes": trainable byte encoder; "bert": frozen BERT (python -m audiojax convert bert)
+  # "bytes": the trainable byte encoder; "bert": a frozen BERT (python -m audiojax convert bert)
+  c.model.text_encoder = "bytes"
   c.model.bert_dir = ""  # the converted BERT, for text_encoder="bert"
   c.prompts = ml_collections.ConfigDict()
   c.prompts.style_weights = {"mixed-punc": 0.5, "upper-no-punc": 0.5}

@@ -31,7 +31,8 @@ def ctc_loss(logits: jax.Array, logit_lengths: jax.Array, labels: jax.Array, lab
     if lengths.shape != (batch,):
       raise UserError(f"ctc: {name} has shape {tuple(lengths.shape)}; pass one valid length per example, ({batch},)")
   if not 0 <= blank_id < vocab:
-    raise UserError(f"ctc: blank_id={blank_id} is outside the vocabulary of {vocab} units; pass 0 <= blank_id < {vocab}")
+    raise UserError(f"ctc: blank_id={blank_id} is outside the vocabulary of {vocab} units; pass 0 <= blank_id < "
+                    f"{vocab}")
   num_labels = labels.shape[1]
   logit_paddings = (jnp.arange(frames)[None] >= logit_lengths[:, None]).astype(jnp.float32)
   valid = jnp.arange(num_labels)[None] < label_lengths[:, None]

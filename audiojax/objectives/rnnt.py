@@ -27,12 +27,14 @@ _NEG = -1e30
 
 def _check_blank_id(blank_id: int, vocab: int):
   if not 0 <= blank_id < vocab:
-    raise UserError(f"rnnt: blank_id={blank_id} is outside the vocabulary of {vocab} units; pass 0 <= blank_id < {vocab}")
+    raise UserError(f"rnnt: blank_id={blank_id} is outside the vocabulary of {vocab} units; pass 0 <= blank_id < "
+                    f"{vocab}")
 
 
 def _check_lengths(name: str, lengths: jax.Array, batch: int):
   if lengths.shape != (batch,):
-    raise UserError(f"rnnt: {name} has shape {tuple(lengths.shape)}; pass one valid length per example, shape ({batch},)")
+    raise UserError(f"rnnt: {name} has shape {tuple(lengths.shape)}; pass one valid length per example, shape "
+                    f"({batch},)")
 
 
 def _blank_and_label(logits: jax.Array, labels: jax.Array, blank_id: int) -> tuple[jax.Array, jax.Array]:

@@ -1,7 +1,7 @@
 """CED students on AudioSet from stored teacher logits — the paper's setup (RicherMans/CED trainconfig/*.yaml).
 
-Command:  teacher pass (once per subset; the paper's ensemble is 2 ViT-Base + 3 ViT-Large AudioSet taggers, mAP 50.14; any
-audiojax checkpoints work, e.g. converted CED-base releases):
+Command:  teacher pass (once per subset; the paper's ensemble is 2 ViT-Base + 3 ViT-Large AudioSet taggers, mAP
+          50.14; any audiojax checkpoints work, e.g. converted CED-base releases):
           python -m audiojax teacher --teachers T1 T2 ... --dataset audioset/balanced --split balanced_train \\
             --epochs 40 --top-k 20 --clip-seconds 10 --out gs://.../logits_as20k --data-dir ...
           student:

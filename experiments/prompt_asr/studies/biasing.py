@@ -147,8 +147,8 @@ def load_examples(checkpoint: str, dataset: str | None, split: str, limit: int, 
   import tensorflow_datasets as tfds
 
   from audiojax.config import loader as config_lib
-  from audiojax.paths import default_data_dir
   from audiojax.models import prompt_asr
+  from audiojax.paths import default_data_dir
   from audiojax.tasks.asr import DecodeSpeech
 
   config_file = os.path.join(checkpoint, "config.json")
