@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -132,3 +133,14 @@ def test_teacher_cli_records_an_explicit_time_mask(trained_workdir, tiny_data_di
             "--time-mask-frames", "7"])
   assert logit_store.LogitStore(out).meta.augment_config == dataclasses.replace(augment.for_chunk(1.0),
                                                                                 time_mask_param=7)
+
+
+def test_a_store_whose_metadata_is_not_a_stores_is_a_one_line_error(store, tmp_path):
+  from audiojax.errors import UserError
+  copy = tmp_path / "store"
+  shutil.copytree(store, copy)
+  meta = json.loads((copy / logit_store.META).read_text())
+  (copy / logit_store.META).write_text(json.dumps({**meta, "surprise": 1}))
+  with pytest.raises(UserError, match="is not a teacher store's metadata") as info:
+    logit_store.LogitStore(str(copy))
+  assert "\n" not in str(info.value)

@@ -532,3 +532,17 @@ def test_fixed_size_batches_cover_every_index_once_in_one_shape():
   assert batches == [([0, 1, 2], 3), ([3, 4, 5], 3), ([6, 6, 6], 1)]
   assert [i for rows, real in batches for i in rows[:real]] == list(range(7))
   assert list(fixed_size_batches(0, 4)) == [] and list(fixed_size_batches(4, 4)) == [([0, 1, 2, 3], 4)]
+
+
+def test_probing_a_speech_corpus_is_a_one_line_error(librispeech_layout, tmp_path, monkeypatch):
+  """A linear probe needs class labels; a speech dataset has none (a traceback before)."""
+  from audiojax.inference import probe
+  root, _ = librispeech_layout
+  config = librispeech.LibrispeechConfig(name="fake", splits=("test-clean",))
+  builder = librispeech.LibrispeechAsr(config=config, data_dir=str(tmp_path), manual_dir=str(root),
+                                       file_format="array_record")
+  builder.download_and_prepare()
+  monkeypatch.setattr(probe.builders, "build", lambda name, data_dir, **kw: builder)
+  with pytest.raises(UserError, match="has no class labels") as info:
+    probe.run("unused_checkpoint", "debsfx", str(tmp_path), dataset="librispeech_asr/fake")
+  assert "\n" not in str(info.value)
