@@ -5,13 +5,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= workdirs/demo
 SIM8 := XLA_FLAGS=--xla_force_host_platform_device_count=8
+# requirements.lock pins the versions CI tested, resolved for Python 3.11; other Pythons resolve pyproject's bounds
+LOCK := $(shell $(PYTHON) -c 'import sys; print("-c requirements.lock" if sys.version_info[:2] == (3, 11) else "")')
 
 .PHONY: demo test bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet $(LOCK) -e '.[test]'
 	# tinysoundfont's wheel declares pyaudio (needs PortAudio headers) only for live playback, which audiojax never uses
 	$(PY) -m pip install --quiet --no-deps 'tinysoundfont>=0.3'
 	# PyTorch only serves the tests of reading .pt checkpoints: take a CPU wheel if pip's find-links hold one

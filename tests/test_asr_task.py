@@ -356,3 +356,16 @@ def test_transcribe_says_when_it_resamples(workdir, tmp_path, capsys):
   cli.main(["transcribe", str(path), "--checkpoint", wd])
   out = capsys.readouterr()
   assert out.out.startswith(f"{path}\t") and "is 44100 Hz; resampled to 16000 Hz" in out.err
+
+
+def test_wer_writes_icefalls_result_files(workdir, data_dir, tmp_path, capsys):
+  wd, _ = workdir
+  results = tmp_path / "results"
+  cli.main(["wer", "--checkpoint", wd, "--dataset", "espeak_prompt/tiny", "--data-dir", data_dir, "--limit", "3",
+            "--results-dir", str(results)])
+  summary = json.loads(capsys.readouterr().out)
+  name = "test-transducer-beam1"
+  assert sorted(os.listdir(results)) == [f"errs-{name}.txt", f"recogs-{name}.txt", f"wer-summary-{name}.txt"]
+  reported = float((results / f"wer-summary-{name}.txt").read_text().split()[-1])
+  assert abs(reported - 100 * summary["wer"]) < 0.01
+  assert len((results / f"recogs-{name}.txt").read_text().splitlines()) == 6

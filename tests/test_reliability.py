@@ -4,7 +4,6 @@ import glob
 import hashlib
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -148,17 +147,12 @@ def test_a_rerun_completes_a_missing_final_evaluation(workdir, tiny_data_dir, ca
 
 
 # --- 5. a failed save stops training at once ------------------------------------------------------------------------
-def _limit_file_size():
-  signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
-  resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
-
-
 def test_a_failed_checkpoint_save_stops_training_with_one_line(tiny_data_dir, tmp_path):
+  """Files past 200 kB fail with EFBIG (SIGXFSZ ignored): every checkpoint write fails, as on a full disk."""
   workdir = tmp_path / "full"
-  proc = subprocess.run([sys.executable, "-m", "audiojax"] + train_argv(workdir, tiny_data_dir,
-                                                                         "--config.train.steps=12"),
-                        capture_output=True, text=True, preexec_fn=_limit_file_size,
-                        env={**os.environ, "AUDIOJAX_COMPILATION_CACHE": ""})
+  argv = [sys.executable, "-m", "audiojax"] + train_argv(workdir, tiny_data_dir, "--config.train.steps=12")
+  proc = subprocess.run(["bash", "-c", 'ulimit -f 195; trap "" XFSZ; exec "$@"', "bash", *argv],
+                        capture_output=True, text=True, env={**os.environ, "AUDIOJAX_COMPILATION_CACHE": ""})
   assert_one_line_error(proc.returncode, proc.stderr, "writing a checkpoint", "File too large", "free disk space")
   rows = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
   assert max(r["step"] for r in rows) < 12 and not any("eval/mAP" in r for r in rows)
@@ -251,7 +245,7 @@ def test_a_model_directory_is_not_a_workdir(workdir, tiny_data_dir, tmp_path, ca
     ("no_config", ["has no 'config' object"]),
     ("extra_key", ["unknown keys ['width']"]),
     ("wrong_type", ["wrongly typed ['depth']"]),
-    ("no_variables", ["has no variables/ folder"]),
+    ("no_variables", ["has no model.safetensors"]),
 ])
 def test_damaged_model_directories_are_one_line_errors(damage, fragments, workdir, tmp_path, capsys):
   model = tmp_path / "model"
@@ -266,7 +260,7 @@ def test_damaged_model_directories_are_one_line_errors(damage, fragments, workdi
   elif damage == "wrong_type":
     (model / "model.json").write_text(json.dumps({**meta, "config": {**meta["config"], "depth": "one"}}))
   else:
-    shutil.rmtree(model / "variables")
+    (model / "model.safetensors").unlink()
   code, _, err = run_cli(["tag", tone(tmp_path / "clip.wav"), "--checkpoint", str(model)], capsys)
   assert_one_line_error(code, err, *fragments)
 
@@ -379,3 +373,44 @@ def test_extending_a_finished_run_equals_training_that_long_at_once(tiny_data_di
   losses = [{r["step"]: r["loss"] for r in map(json.loads, open(tmp_path / name / "metrics.jsonl")) if "loss" in r}
             for name in ("straight", "extended")]
   assert losses[1][8] == losses[0][8]
+
+
+# --- 2, 7, 8: converting a released CED checkpoint ------------------------------------------------------------------
+def _released(tmp_path, name="release.safetensors", **changes):
+  """A CED-tiny (2 blocks) state dict in the released layout as safetensors, with ``changes`` applied."""
+  from ced_random_weights import random_state_dict, torch_state_dict_shapes
+  from safetensors.numpy import save_file
+  state = random_state_dict(torch_state_dict_shapes(192, 2, 10), seed=3)
+  for key, value in changes.items():
+    if value is None:
+      del state[key]
+    else:
+      state[key] = value
+  path = tmp_path / name
+  save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(path))
+  return str(path), state
+
+
+def test_converting_into_a_workdir_is_refused_and_changes_nothing(workdir, tmp_path, capsys):
+  path, _ = _released(tmp_path)
+  before = snapshot(workdir)
+  code, _, err = run_cli(["convert", "ced", "--torch-checkpoint", path, "--out", workdir], capsys)
+  assert_one_line_error(code, err, "is a training workdir")
+  assert snapshot(workdir) == before
+
+
+@pytest.mark.parametrize("change,fragments", [
+    ("missing_head", ["lacks the output layer"]),
+    ("wrong_shape", ["blocks_0/mlp/fc1/kernel", "the model needs"]),
+    ("nan", ["NaN or infinite values", "head"]),
+])
+def test_damaged_released_checkpoints_are_one_line_errors(change, fragments, tmp_path, capsys):
+  _, state = _released(tmp_path, name="probe.safetensors")
+  changes = {"missing_head": {"outputlayer.1.weight": None, "outputlayer.1.bias": None},
+             "wrong_shape": {"blocks.0.mlp.fc1.weight": state["blocks.0.mlp.fc1.weight"][:-1]},
+             "nan": {"outputlayer.1.bias": np.full_like(state["outputlayer.1.bias"], np.nan)}}[change]
+  path, _ = _released(tmp_path, **changes)
+  out = tmp_path / "out"
+  code, _, err = run_cli(["convert", "ced", "--torch-checkpoint", path, "--out", str(out)], capsys)
+  assert_one_line_error(code, err, path, *fragments)
+  assert not out.exists()

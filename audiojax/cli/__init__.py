@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import sys
+from typing import Callable
 
 from audiojax.errors import UserError
 
@@ -20,6 +21,31 @@ def no_overrides(overrides: list[str]) -> None:
   """Commands other than train and eval take no ``--config.*`` arguments."""
   if overrides:
     raise UserError(f"unexpected arguments {' '.join(overrides)}; see --help")
+
+
+def each_file(paths: list[str], work: Callable[[str], None], skip_errors: bool, desc: str) -> None:
+  """``work(path)`` for every path, with a progress bar on a terminal. A bad file (a UserError) stops the command,
+  or with ``skip_errors`` is reported after the others are done, the command then exiting with status 1."""
+  from tqdm import tqdm
+
+  failed = []
+  for path in tqdm(paths, desc=desc, unit="file", disable=None if len(paths) > 1 else True, file=sys.stderr):
+    try:
+      work(path)
+    except UserError as e:
+      if not skip_errors:
+        raise
+      failed.append(str(e))
+  for message in failed:
+    print(f"error: {message}", file=sys.stderr)
+  if failed:
+    print(f"{len(failed)} of {len(paths)} files failed; the others are done", file=sys.stderr)
+    sys.exit(1)
+
+
+def add_skip_errors_arg(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--skip-errors", action="store_true",
+                      help="go on past a bad file and report it at the end (exit status 1 when any failed)")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ import os
 import sys
 import time
 
+from audiojax.cli import add_skip_errors_arg
 from audiojax.decoding import DECODERS
 from audiojax.errors import UserError
 from audiojax.paths import default_data_dir
@@ -42,7 +43,7 @@ def add_lm_args(parser: argparse.ArgumentParser) -> None:
 
 def _transcribe(args: argparse.Namespace, overrides: list[str]) -> None:
   from audiojax.audio.io import duration_seconds
-  from audiojax.cli import no_overrides
+  from audiojax.cli import each_file, no_overrides
   from audiojax.inference.transcriber import transcriber_from_args
 
   no_overrides(overrides)
@@ -53,13 +54,16 @@ def _transcribe(args: argparse.Namespace, overrides: list[str]) -> None:
     with open(args.biasing_list, encoding="utf-8") as f:
       words = [w.strip() for w in f if w.strip()]
   transcriber = transcriber_from_args(args, args.beam)
-  for path in args.files:
+
+  def transcribe(path: str) -> None:
     rate = duration_seconds(path)[1]
     if rate != 16000:
       print(f"note: '{path}' is {rate} Hz; resampled to 16000 Hz", file=sys.stderr)
     text = transcriber.transcribe_file(path, style_prompt=args.style_prompt, content_prompt=args.content_prompt,
                                       biasing_words=words, beam=args.beam, boost=args.boost)
-    print(f"{path}\t{text}")
+    print(f"{path}\t{text}", flush=True)
+
+  each_file(args.files, transcribe, args.skip_errors, "transcribe")
 
 
 def _wer(args: argparse.Namespace, overrides: list[str]) -> None:
@@ -69,7 +73,7 @@ def _wer(args: argparse.Namespace, overrides: list[str]) -> None:
 
   from audiojax.audio.io import from_pcm16
   from audiojax.cli import no_overrides
-  from audiojax.eval.wer import normalize, word_errors
+  from audiojax.eval.wer import normalize, word_errors, write_results
   from audiojax.inference.transcriber import style_prompt_for, transcribe_corpus, transcriber_from_args
 
   no_overrides(overrides)
@@ -91,6 +95,10 @@ def _wer(args: argparse.Namespace, overrides: list[str]) -> None:
     with open(args.out, "w", encoding="utf-8") as f:
       for e, ref, hyp in zip(examples, refs, hyps):
         f.write(f"{e['id'].decode('utf-8')}\t{ref}\t{hyp}\n")
+  if args.results_dir:
+    name = f"{args.split}-{args.decoder}-beam{args.beam}{'-lm' if args.lm else ''}"
+    write_results(args.results_dir, name, [e["id"].decode("utf-8") for e in examples],
+                  [normalize(r) for r in refs], [normalize(h) for h in hyps])
 
 
 def styled_transcripts(dataset: str, split: str, styles_: list[str], data_dir: str | None = None) -> list[str]:
@@ -137,6 +145,7 @@ def register(sub: argparse._SubParsersAction) -> None:
   add_decoder_arg(tr)
   tr.add_argument("--boost", type=float, default=2.0, help="hotword bonus per token (with --biasing-list)")
   add_lm_args(tr)
+  add_skip_errors_arg(tr)
   tr.set_defaults(fn=_transcribe)
 
   w = sub.add_parser("wer", help="word error rate of a PromptASR model on a corpus split, utterances of any length")
@@ -146,6 +155,8 @@ def register(sub: argparse._SubParsersAction) -> None:
   w.add_argument("--beam", type=int, default=1, help="1: greedy; >1: beam search")
   add_lm_args(w)
   w.add_argument("--out", default=None, help="write id, reference and hypothesis per line (TSV) here")
+  w.add_argument("--results-dir", default=None,
+                 help="write icefall's recogs-*, errs-* (alignments, frequent errors) and wer-summary-* files here")
   w.set_defaults(fn=_wer)
 
   c = sub.add_parser("lm-corpus", help="a split's transcripts in the output styles: a character LM's training text")

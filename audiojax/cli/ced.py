@@ -7,12 +7,13 @@ import dataclasses
 import json
 import sys
 
+from audiojax.cli import add_skip_errors_arg
 from audiojax.errors import UserError
 from audiojax.paths import default_data_dir
 
 
 def _tag(args: argparse.Namespace, overrides: list[str]) -> None:
-  from audiojax.cli import no_overrides
+  from audiojax.cli import each_file, no_overrides
   from audiojax.inference.tagger import Tagger
 
   no_overrides(overrides)
@@ -21,7 +22,8 @@ def _tag(args: argparse.Namespace, overrides: list[str]) -> None:
   if not 0.0 < args.threshold < 1.0:
     raise UserError(f"--threshold {args.threshold}: give a probability between 0 and 1")
   tagger = Tagger.from_checkpoint(args.checkpoint)
-  for path in args.files:
+
+  def tag(path: str) -> None:
     result = tagger.tag_file(path, threshold=args.threshold if args.timestamps else None)
     if result.source_rate != 16000:
       print(f"note: '{path}' is {result.source_rate} Hz; resampled to 16000 Hz", file=sys.stderr)
@@ -32,8 +34,8 @@ def _tag(args: argparse.Namespace, overrides: list[str]) -> None:
       if args.timestamps:
         record["events"] = [{"start": round(e.start, 2), "end": round(e.end, 2), "label": e.label,
                              "probability": round(e.probability, 4)} for e in result.events]
-      print(json.dumps(record))
-      continue
+      print(json.dumps(record), flush=True)
+      return
     print(path)
     for name, prob in top:
       print(f"  {prob:.3f}  {name}")
@@ -41,6 +43,9 @@ def _tag(args: argparse.Namespace, overrides: list[str]) -> None:
       print(f"  events (probability ≥ {args.threshold:g}, 160 ms resolution):")
       for e in result.events:
         print(f"  {e.start:8.2f}–{e.end:<8.2f} {e.label}  {e.probability:.3f}")
+    sys.stdout.flush()
+
+  each_file(args.files, tag, args.skip_errors, "tag")
 
 
 def _probe(args: argparse.Namespace, overrides: list[str]) -> None:
@@ -79,6 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
   g.add_argument("--timestamps", action="store_true", help="also print events as start–end label probability")
   g.add_argument("--threshold", type=float, default=0.5, help="event threshold on the 160 ms patch probability")
   g.add_argument("--format", choices=("text", "json"), default="text", help="json: one JSON object per file")
+  add_skip_errors_arg(g)
   g.set_defaults(fn=_tag)
 
   pr = sub.add_parser("probe", help="HEAR-style linear probe on frozen CED embeddings")

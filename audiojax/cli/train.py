@@ -41,6 +41,17 @@ def _average(args: argparse.Namespace, overrides: list[str]) -> None:
   print(f"averaged steps {', '.join(map(str, steps))} of {args.workdir} into {out}")
 
 
+def _export(args: argparse.Namespace, overrides: list[str]) -> None:
+  from audiojax.cli import no_overrides
+  from audiojax.tasks import registry
+  from audiojax.train import loop
+
+  no_overrides(overrides)
+  task = registry.task_for_workdir(args.workdir, local_mesh=True)
+  step = loop.export_workdir(task, args.workdir, args.out, force=args.force)
+  print(f"exported step {step} of {args.workdir} to {args.out} (model.safetensors, model.json, README.md model card)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
   t = sub.add_parser("train", help="train (or resume) an experiment; extra --config.a.b=v arguments override fields")
   t.add_argument("--config", required=True, help="experiments/<family>/<name>.py[:arg]")
@@ -58,3 +69,10 @@ def register(sub: argparse._SubParsersAction) -> None:
   a.add_argument("--out", default="", help="the model directory to write (default WORKDIR/averaged_lastN)")
   a.add_argument("--force", action="store_true", help="replace the model directory already at --out")
   a.set_defaults(fn=_average)
+
+  x = sub.add_parser("export", help="a workdir's newest checkpoint as a shareable model directory: safetensors "
+                                     "weights, config, class names / tokenizer and a README.md model card")
+  x.add_argument("workdir")
+  x.add_argument("--out", required=True, help="the model directory to write (use it as --checkpoint)")
+  x.add_argument("--force", action="store_true", help="replace the model directory already at --out")
+  x.set_defaults(fn=_export)

@@ -20,13 +20,35 @@ from audiojax.train import checkpoint, export
 
 
 def require_dir(path: str) -> str:
-  """``path`` made absolute; a missing directory is a UserError."""
+  """The local folder of ``path``: made absolute, or for ``hf://org/name[@revision]`` the Hugging Face Hub snapshot
+  (downloaded, or with ``HF_HUB_OFFLINE=1`` read from the local hub cache; needs ``audiojax[hub]``). A missing
+  directory is a UserError."""
+  if path.startswith(HUB_PREFIX):
+    return hub_snapshot(path)
   path = os.path.abspath(path)
   if os.path.isfile(path):
     raise UserError(f"checkpoint '{path}' is a file; give a training workdir or a model directory (a folder)")
   if not os.path.isdir(path):
     raise UserError(f"checkpoint '{path}' does not exist; give a training workdir or a converted model directory")
   return path
+
+
+HUB_PREFIX = "hf://"
+
+
+def hub_snapshot(reference: str) -> str:
+  """The local snapshot folder of ``hf://org/name[@revision]``."""
+  repo, _, revision = reference[len(HUB_PREFIX):].partition("@")
+  try:
+    from huggingface_hub import snapshot_download
+  except ImportError:
+    raise UserError(f"'{reference}' needs the huggingface_hub package: pip install 'audiojax[hub]'") from None
+  try:  # the hub's own environment variables, read at each call (huggingface_hub reads them once, at import)
+    return snapshot_download(repo_id=repo, revision=revision or None, cache_dir=os.environ.get("HF_HUB_CACHE"),
+                             local_files_only=os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"))
+  except Exception as e:  # noqa: BLE001 (not found, offline without a cached copy, bad name)
+    raise UserError(f"cannot get '{reference}' from the Hugging Face Hub ({str(e).strip().splitlines()[0]}); check the "
+                    f"name, or with HF_HUB_OFFLINE=1 put the model in the local hub cache first") from None
 
 
 def workdir_config(path: str) -> Any | None:

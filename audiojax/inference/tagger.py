@@ -93,10 +93,11 @@ class Tagger:
   @classmethod
   def from_checkpoint(cls, path: str) -> "Tagger":
     """From a training workdir (newest checkpoint) or a converted model directory."""
+    path = load.require_dir(path)
     model, variables = load.ced(path)
-    names = export.read_class_names(load.require_dir(path))
+    names = export.read_class_names(path)
     if len(names) != model.num_classes:
-      raise UserError(f"'{os.path.join(load.require_dir(path), export.CLASS_NAMES)}' has {len(names)} class names "
+      raise UserError(f"'{os.path.join(path, export.CLASS_NAMES)}' has {len(names)} class names "
                       f"but the model has {model.num_classes} outputs; restore the file written with the model")
     return cls(model, variables, names)
 

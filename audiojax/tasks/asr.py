@@ -590,6 +590,11 @@ class AsrTask(Task):
 
     export.save(path, prompt_asr.FAMILY, meta, variables, None, assets=assets, force=force)
 
+  def eval_summaries(self) -> dict[str, Any]:
+    """The first eval utterances' references and hypotheses (the first condition)."""
+    pairs = getattr(self, "last_hypotheses", [])[:8]
+    return {"eval/transcripts": "  \n".join(f"ref: {r}  \nhyp: {h}  \n" for r, h in pairs)} if pairs else {}
+
   def summary(self, eval_metrics: dict[str, Any]) -> str:
     return (f"held-out WER {eval_metrics['eval/wer']:.4f} on {eval_metrics['eval/examples']} utterances "
             f"({self.config.eval.conditions[0]})")

@@ -34,6 +34,7 @@ Optional (defaults below)::
                                          replacing a model directory already there
   save_assets(workdir)                   files inference needs besides the checkpoints (a tokenizer...)
   summary(eval_metrics) -> str           the one line ``train`` prints at the end
+  eval_summaries() -> {name: str | (H, W, 3) uint8}   after evaluate: text and images for TensorBoard
   train_step(trainer, state, batch, rng, frozen) -> (state, metrics)      replaces the default step; build it from
                                          trainer.grads and trainer.apply_gradients
   workdir_config(config, workdir) -> config   (classmethod) a workdir's config made to read its own assets
@@ -105,6 +106,10 @@ class Task(abc.ABC):
 
   def save_assets(self, workdir: str) -> None:
     """Nothing besides the checkpoints by default."""
+
+  def eval_summaries(self) -> dict[str, Any]:
+    """What the last :meth:`evaluate` saw, to look at rather than read: ``{name: text or (H, W, 3) uint8 image}``."""
+    return {}
 
   def summary(self, eval_metrics: dict[str, Any]) -> str:
     """``primary_metric value`` for the end of ``train``."""

@@ -10,6 +10,7 @@ import numpy as np
 import optax
 import tensorflow_datasets as tfds
 
+from audiojax.audio import features
 from audiojax.data import builders, pipeline
 from audiojax.eval.map import mean_average_precision, prior_baseline_map
 from audiojax.models import ced
@@ -65,6 +66,17 @@ class TaggingTask(Task):
     probs = self.model.apply(variables, batch["wave"], train=False)["probs"]
     return {"probs": probs, "labels": batch["labels"], "valid": batch["valid"]}
 
+  def eval_summaries(self) -> dict[str, Any]:
+    """The first evaluation clip's log-mel as an image, and its true and top-predicted labels."""
+    if not getattr(self, "_shown", None):
+      return {}
+    wave, probs, labels = self._shown
+    mel = np.asarray(features.log_mel(jnp.asarray(wave)[None], ced.MEL))[0]  # (64, T) dB
+    top = [f"{self.class_names[i]} {probs[i]:.2f}" for i in np.argsort(-probs)[:5]]
+    true = [self.class_names[i] for i in np.flatnonzero(labels)]
+    return {"eval/clip_log_mel": spectrogram_image(mel),
+            "eval/clip_labels": f"true: {', '.join(true)}  \npredicted: {', '.join(top)}"}
+
   def export(self, path: str, variables: dict[str, Any], force: bool = False) -> None:
     """Writes ``variables`` as a model directory (what ``tag``, ``probe`` and fine-tuning read)."""
     export.save(path, ced.FAMILY, ced.to_config(self.model), variables, self.class_names, force=force)
@@ -102,7 +114,17 @@ class TaggingTask(Task):
       out = predict_fn(batch)
       probs.append(out["probs"][out["valid"]])
       labels.append(out["labels"][out["valid"]])
+    first = next(iter(self.eval_batches()))
+    self._shown = (first["wave"][0], probs[0][0], labels[0][0])
     probs, labels = np.concatenate(probs), np.concatenate(labels)
     mean_ap, _ = mean_average_precision(probs, labels)
     return {"eval/mAP": mean_ap, "eval/baseline_mAP": prior_baseline_map(self.train_prevalence, labels),
             "eval/examples": int(labels.shape[0])}
+
+
+def spectrogram_image(spec: np.ndarray) -> np.ndarray:
+  """``spec (F, T)`` (dB) → an ``(F, T, 3)`` uint8 image, low frequencies at the bottom (viridis, 80 dB range)."""
+  import matplotlib
+  top = float(spec.max())
+  scaled = np.clip((spec - (top - 80.0)) / 80.0, 0.0, 1.0)[::-1]
+  return (matplotlib.colormaps["viridis"](scaled)[..., :3] * 255).astype(np.uint8)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import grain
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -169,9 +170,50 @@ def _with_ema(params: Any, ema: Any) -> Any:
   return {**params, **ema} if ema else params
 
 
+WEIGHTS = "model.safetensors"  # a model directory's variables, one tensor per "params/block/kernel" path
+
+
 def variables_dir(path: str) -> str:
-  """Where the variables of a model directory live."""
+  """Where the variables of a model directory written before safetensors (Orbax) live."""
   return os.path.join(os.path.abspath(path), "variables")
+
+
+def write_weights(folder: str, variables: Any) -> None:
+  """``variables`` as ``FOLDER/model.safetensors``, keyed by path (``params/blocks_0/attn/qkv_kernel``)."""
+  import safetensors.flax
+  flat = {jax.tree_util.keystr(k, simple=True, separator="/"): jnp.asarray(v)
+          for k, v in jax.tree_util.tree_flatten_with_path(variables)[0]}
+  safetensors.flax.save_file(flat, os.path.join(folder, WEIGHTS), metadata={"format": "audiojax"})
+
+
+def _read_weights(path: str, abstract: Any | None) -> dict[str, Any]:
+  """The variables in ``PATH/model.safetensors``, in the structure (and shardings) of ``abstract`` when given."""
+  import safetensors.flax
+  file = os.path.join(path, WEIGHTS)
+  flat = {k: np.asarray(v) for k, v in safetensors.flax.load_file(file).items()}
+  if abstract is None:
+    tree: dict[str, Any] = {}
+    for key, value in flat.items():
+      *parents, leaf = key.split("/")
+      node = tree
+      for part in parents:
+        node = node.setdefault(part, {})
+      node[leaf] = value
+    return tree
+  leaves, treedef = jax.tree_util.tree_flatten_with_path(abstract)
+  want = {jax.tree_util.keystr(k, simple=True, separator="/"): a for k, a in leaves}
+  missing, extra = sorted(set(want) - set(flat)), sorted(set(flat) - set(want))
+  if missing or extra:
+    raise ValueError(f"{file} lacks {missing[:3]} and has {extra[:3]} beyond the model's variables")
+  out = []
+  for key, a in want.items():
+    value = flat[key]
+    if value.shape != a.shape:
+      raise ValueError(f"{file} has {key} of shape {value.shape}, the model needs {a.shape}")
+    sharding = getattr(a, "sharding", None)
+    value = value.astype(a.dtype)
+    out.append(jax.device_put(value, sharding) if sharding is not None else value)
+  return jax.tree_util.tree_unflatten(jax.tree.structure(abstract), out)
 
 
 def restore_variables(path: str, abstract: Any | None = None, *, use_ema: bool = True) -> dict[str, Any]:
@@ -182,19 +224,21 @@ def restore_variables(path: str, abstract: Any | None = None, *, use_ema: bool =
   ``abstract`` (``jax.ShapeDtypeStruct`` leaves, optionally with ``sharding``) gives the structure, dtypes and
   placement to restore into; a checkpoint of another shape is an Orbax error. Without it the variables come back as
   they were saved, as host numpy arrays."""
-  if os.path.isdir(variables_dir(path)):
+  if os.path.isfile(os.path.join(path, WEIGHTS)) or os.path.isdir(variables_dir(path)):
     item = variables_dir(path)
     try:
+      if os.path.isfile(os.path.join(path, WEIGHTS)):
+        return _read_weights(path, None if abstract is None else dict(abstract))
       if abstract is None:
         abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), _tree_metadata(item))
       return dict(_partial_restore(item, dict(abstract)))
     except Exception as e:  # noqa: BLE001 (a damaged or foreign variables/ folder)
       raise UserError(f"the variables of model directory '{path}' cannot be read ({first_line(e)}); they belong to "
                       f"another model or are damaged: convert or export the model again") from None
-  return restore_newest(path, lambda step: _restore_step_variables(path, step, abstract, use_ema))[0]
+  return restore_newest(path, lambda step: restore_step_variables(path, step, abstract, use_ema))[0]
 
 
-def _restore_step_variables(path: str, step: int, abstract: Any | None, use_ema: bool) -> dict[str, Any]:
+def restore_step_variables(path: str, step: int, abstract: Any | None, use_ema: bool) -> dict[str, Any]:
   item = os.path.join(checkpoint_dir(path), str(step), "state")
   saved = _tree_metadata(item)
   shape_of = lambda tree: jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), tree)

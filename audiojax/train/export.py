@@ -1,7 +1,8 @@
 """Model directories: what a trained or converted model is handed on as — its constructor, its variables and the
 files inference needs (class names, a tokenizer), without any training state.
 
-Layout: ``model.json`` (``{"family": <models module>, "config": {...}}``), ``variables/`` (Orbax), and
+Layout: ``model.json`` (``{"family": <models module>, "config": {...}}``), ``model.safetensors`` (the variables, one
+tensor per path; directories written before hold an Orbax ``variables/`` folder instead, still read), and
 ``class_names.txt`` where the model has classes. Training workdirs hold full train states instead; both are read by
 :func:`audiojax.train.checkpoint.restore_variables`.
 """
@@ -11,8 +12,6 @@ import json
 import os
 import shutil
 from typing import Any, Callable
-
-import orbax.checkpoint as ocp
 
 from audiojax.errors import UserError
 from audiojax.train import checkpoint
@@ -37,8 +36,7 @@ def save(path: str, family: str, config: dict[str, Any], variables: Any, class_n
   shutil.rmtree(tmp, ignore_errors=True)
   os.makedirs(tmp)
   try:
-    with ocp.StandardCheckpointer() as checkpointer:
-      checkpointer.save(checkpoint.variables_dir(tmp), variables, force=True)
+    checkpoint.write_weights(tmp, variables)
     with open(os.path.join(tmp, META), "w") as f:
       json.dump({"family": family, "config": config}, f, indent=2)
     if class_names is not None:
@@ -82,9 +80,45 @@ def read_meta(path: str, family: str) -> dict[str, Any]:
                     f"again")
   if meta.get("family") != family:
     raise UserError(f"'{path}' holds a {meta.get('family')} model, not {family}")
-  if not os.path.isdir(checkpoint.variables_dir(path)):
-    raise UserError(f"model directory '{path}' has no variables/ folder; convert or export the model again")
+  if not (os.path.isfile(os.path.join(path, checkpoint.WEIGHTS)) or os.path.isdir(checkpoint.variables_dir(path))):
+    raise UserError(f"model directory '{path}' has no {checkpoint.WEIGHTS}; convert or export the model again")
   return meta["config"]
+
+
+def write_model_card(path: str, workdir: str, step: int, family: str) -> None:
+  """``PATH/README.md``: what a model exported from ``workdir`` at ``step`` is — its data, its evaluation at that
+  step, the command and environment that trained it, its config — plus copies of ``config.json`` (as
+  ``training_config.json``) and ``environment.json``."""
+  config = json.load(open(os.path.join(workdir, "config.json")))
+  rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))] \
+      if os.path.isfile(os.path.join(workdir, "metrics.jsonl")) else []
+  evals = {k: v for r in rows if r.get("step") == step for k, v in r.items() if k.startswith("eval/")}
+  env_file = os.path.join(workdir, "environment.json")
+  runs = json.load(open(env_file))["runs"] if os.path.isfile(env_file) else []
+  data = config.get("data", {})
+  lines = [f"# {family} model: {os.path.basename(os.path.abspath(workdir))} at step {step}", "",
+           f"Exported by audiojax from the training workdir `{workdir}` (task `{config.get('task')}`, "
+           f"{config.get('train', {}).get('steps')} steps planned, step {step} exported). Load it with any "
+           f"`--checkpoint` of its family's commands, or `audiojax.inference.load`.", "",
+           "## Data", "", f"- dataset `{data.get('name')}`: trained on `{data.get('train_split')}`, evaluated on "
+           f"`{data.get('eval_split')}`", "", f"## Evaluation at step {step}", ""]
+  if evals:
+    lines += ["| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in sorted(evals.items())]
+  else:
+    lines.append("No evaluation was recorded at this step.")
+  lines += ["", "## How it was trained", ""]
+  for run in runs:
+    packages = ", ".join(f"{k} {v}" for k, v in run["packages"].items() if v)
+    lines += [f"- from step {run['start_step']}: `{' '.join(run['command'])}` on {run['devices']['count']} × "
+              f"{run['devices']['kind']} ({run['backend']}), git {run['git']['commit'] or 'unknown'}"
+              f"{' (dirty)' if run['git']['dirty'] else ''}; {packages}"]
+  lines += ["", "## Config", "", "```json", json.dumps(config, indent=2, sort_keys=True), "```", ""]
+  with open(os.path.join(path, "README.md"), "w") as f:
+    f.write("\n".join(lines))
+  shutil.copyfile(os.path.join(workdir, "config.json"), os.path.join(path, "training_config.json"))
+  if runs:
+    shutil.copyfile(env_file, os.path.join(path, "environment.json"))
 
 
 def write_class_names(path: str, names: list[str]) -> None:

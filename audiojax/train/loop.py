@@ -29,7 +29,7 @@ from tqdm import tqdm
 from audiojax import parallel
 from audiojax.config import loader as config_loader
 from audiojax.errors import UserError
-from audiojax.train import checkpoint, export
+from audiojax.train import checkpoint, export, provenance
 from audiojax.train import metrics as metrics_lib
 from audiojax.train.state import TrainState, create, ema_subtree, make_optimizers, param_path, update_ema, with_ema
 
@@ -409,6 +409,7 @@ def train(task: Any, workdir: str, *, until_step: int | None = None) -> dict[str
     config_loader.save(config, os.path.join(workdir, "config.json"))
     export.write_class_names(workdir, task.class_names or [])
     task.save_assets(workdir)
+    provenance.record(workdir, start)
   mngr = checkpoint.manager(workdir, keep=int(config.checkpoint.keep), async_save=bool(config.checkpoint.async_save))
   last_good = start if start else None
   writer = metrics_lib.MetricWriter(workdir, resumed_from=start)
@@ -447,6 +448,9 @@ def train(task: Any, workdir: str, *, until_step: int | None = None) -> dict[str
           window_start = time.perf_counter()
           writer.write(step, {"compile_and_first_step_seconds": window_start - loop_start})
           pending.flush(last_good, workdir)
+          bar.reset(total=stop)  # the bar's rate and time left count from here: compilation left out
+          bar.initial = step
+          bar.update(step)
         else:
           window_steps += 1
         at_end = step == stop
@@ -468,6 +472,9 @@ def train(task: Any, workdir: str, *, until_step: int | None = None) -> dict[str
         if (eval_every and step % eval_every == 0) or step == total:
           eval_metrics = trainer.evaluate(state)
           writer.write(step, eval_metrics)
+          writer.write_summaries(step, task.eval_summaries())
+          if jax.process_index() == 0:  # the curve is current after every evaluation, not only at the end
+            metrics_lib.plot_training_curve(workdir, task.primary_metric)
           bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                                                    for k, v in eval_metrics.items()))
           window_start, window_steps = time.perf_counter(), 0
@@ -570,6 +577,18 @@ def export_average_of_last(task: Any, workdir: str, n: int, out: str, force: boo
   trainer = Trainer(task)
   trainer.export(average_checkpoints(trainer, workdir, steps), out, force=force)
   return steps
+
+
+def export_workdir(task: Any, workdir: str, out: str, force: bool = False) -> int:
+  """Writes the newest intact checkpoint of ``workdir`` (parameters only, the EMA in their place when kept) as the
+  model directory ``out`` with its model card (:func:`audiojax.train.export.write_model_card`); returns the step."""
+  out = os.path.abspath(out)
+  export.check_writable(out, force)
+  variables, step = checkpoint.restore_newest(
+      workdir, lambda step: checkpoint.restore_step_variables(workdir, step, None, use_ema=True))
+  task.export(out, variables, force=force)
+  export.write_model_card(out, workdir, step, task.model.__class__.__name__)
+  return step
 
 
 def evaluate(task: Any, workdir: str) -> dict[str, float]:

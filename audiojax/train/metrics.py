@@ -41,6 +41,17 @@ class MetricWriter:
         self._tb.add_scalar(key, value, step)
     self._tb.flush()
 
+  def write_summaries(self, step: int, summaries: dict[str, Any]) -> None:
+    """Text (``str``) and images (``(H, W, 3)`` uint8) for TensorBoard."""
+    if not self.enabled or not summaries:
+      return
+    for name, value in summaries.items():
+      if isinstance(value, str):
+        self._tb.add_text(name, value, step)
+      else:
+        self._tb.add_image(name, value, step, dataformats="HWC")
+    self._tb.flush()
+
   def close(self) -> None:
     if self._tb is not None:
       self._tb.close()

@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import subprocess
+import tempfile
 
 from audiojax.errors import UserError
 
@@ -25,12 +26,19 @@ def manual_command(packages: list[str], target: str) -> str:
           f"done, then pass --manual-dir {target}")
 
 
-def _run(command: list[str], cwd: str, fix: str) -> None:
-  """Runs ``command``; UserError naming its last error line and ``fix`` if it fails."""
-  result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
-  if result.returncode != 0:
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("W:")]
-    reason = lines[-1].strip() if lines else f"exit status {result.returncode}"
+def _run(command: list[str], cwd: str, fix: str, show_progress: bool = False) -> None:
+  """Runs ``command``; UserError naming its last error line and ``fix`` if it fails. ``show_progress``: its
+  output lines (apt's ``Get:N ... [size]`` per package) are logged as they come, so a long download is seen."""
+  with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: a chatty stderr cannot block the stdout reader
+    with subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=errors, text=True) as proc:
+      for line in proc.stdout:
+        if show_progress and line.strip():
+          log.info("%s", line.strip())
+    errors.seek(0)
+    stderr = errors.read()
+  if proc.returncode != 0:
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("W:")]
+    reason = lines[-1].strip() if lines else f"exit status {proc.returncode}"
     raise UserError(f"'{' '.join(command[:2])} ...' failed ({reason}); {fix}")
 
 
@@ -60,12 +68,13 @@ def fetch_packages(packages: list[str], cache_dir: str) -> str:
   if to_download:
     log.info("apt: downloading %d Debian packages into %s", len(to_download), debs)
     _run(["apt-get", "download", *to_download], debs,
-         f"if apt has no package lists run 'apt-get update' (as root), or fetch them by hand: {manual}")
-  for package in todo:
+         f"if apt has no package lists run 'apt-get update' (as root), or fetch them by hand: {manual}",
+         show_progress=True)
+  for i, package in enumerate(todo, 1):
     deb, target = _newest_deb(debs, package), os.path.join(root, package)
     if deb is None:
       raise UserError(f"apt-get download wrote no {package}_*.deb into '{debs}'; fetch it by hand: {manual}")
-    log.info("apt: unpacking %s", os.path.basename(deb))
+    log.info("apt: unpacking %s (%d of %d)", os.path.basename(deb), i, len(todo))
     shutil.rmtree(target, ignore_errors=True)
     os.makedirs(target)
     _run(["dpkg-deb", "-x", deb, target], debs, f"if '{deb}' is a truncated download, delete it and build again")
