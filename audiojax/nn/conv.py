@@ -161,3 +161,31 @@ class ConvTranspose1d(nn.Module):
     total = k - s
     right = math.ceil(total * self.trim_right_ratio) if self.causal else total // 2
     return y[:, total - right:y.shape[1] - right]
+
+
+class Conv2d(nn.Module):
+  """PyTorch's ``Conv2d`` on channels-last images: ``x (B, H, W, Cin) → (B, H', W', features)`` with zero
+  ``padding`` ``(ph, pw)`` on both sides of each axis, ``stride`` and ``dilation`` per axis; ``norm`` ``"none"`` or
+  ``"weight_norm"``: ``kernel`` / ``weight_v (kh, kw, Cin, Cout)`` ← torch ``(Cout, Cin, kh, kw).transpose(2, 3, 1,
+  0)``, ``weight_g (Cout,)`` ← torch ``(Cout, 1, 1, 1)``. (The discriminators of codecs and vocoders.)"""
+
+  features: int
+  kernel_size: tuple[int, int]
+  stride: tuple[int, int] = (1, 1)
+  dilation: tuple[int, int] = (1, 1)
+  padding: tuple[int, int] = (0, 0)
+  use_bias: bool = True
+  norm: str = "none"
+  dtype: Any = jnp.float32
+  kernel_init: Any = TORCH_CONV_INIT
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    _check_option(self.norm, NORMS, "norm")
+    kernel = _weight(self, self.kernel_init, (*self.kernel_size, x.shape[-1], self.features), 3)
+    y = jax.lax.conv_general_dilated(x.astype(self.dtype), kernel.astype(self.dtype), tuple(self.stride),
+                                     tuple((p, p) for p in self.padding), rhs_dilation=tuple(self.dilation),
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    if self.use_bias:
+      y = y + param(self, "bias", nn.initializers.zeros, (self.features,), ("channels",)).astype(self.dtype)
+    return y

@@ -1,0 +1,89 @@
+"""Neural codec training losses (EnCodec, Défossez et al. 2022, §3.4): reconstruction in time and over multi-scale mel
+spectrograms, hinge adversarial and feature-matching losses against a multi-scale discriminator, and the loss
+balancer that sets each loss's share of the gradient reaching the decoded wave.
+
+Shapes: waves ``(B, L)``; discriminator outputs are per-scale lists (``logits (B, ...)``, feature maps
+``[(B, ...)]``), as :class:`audiojax.models.discriminators.MultiScaleSTFTDiscriminator` returns them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from audiojax.audio import features
+
+
+def time_l1(x: jax.Array, y: jax.Array) -> jax.Array:
+  """Mean absolute difference of the waves ``x`` and ``y``."""
+  return jnp.mean(jnp.abs(x - y))
+
+
+def multiscale_mel_loss(x: jax.Array, y: jax.Array, sample_rate: int, log2_windows: Sequence[int] = range(5, 12),
+                        n_mels: int = 64, l2_weight: float = 1.0) -> jax.Array:
+  """EnCodec's frequency loss: for each window ``2^i`` (hop a quarter of it), the mean L1 plus ``l2_weight`` × the
+  mean L2 (root of the mean square) distance between the ``n_mels``-bin power mels of ``x`` and ``y``, averaged over
+  the scales."""
+  total = 0.0
+  for i in log2_windows:
+    window = 2 ** int(i)
+    mel = lambda w: features.mel_spectrogram(w, sample_rate=sample_rate, n_fft=window, hop_length=window // 4,
+                                             n_mels=n_mels, pad_mode="constant")
+    diff = mel(x) - mel(y)
+    total = total + jnp.mean(jnp.abs(diff)) + l2_weight * jnp.sqrt(jnp.mean(jnp.square(diff)))
+  return total / len(log2_windows)
+
+
+def hinge_discriminator_loss(real_logits: Sequence[jax.Array], fake_logits: Sequence[jax.Array]) -> jax.Array:
+  """``mean over scales of mean(relu(1 − D(x))) + mean(relu(1 + D(x̂)))``."""
+  terms = [jnp.mean(jax.nn.relu(1.0 - r)) + jnp.mean(jax.nn.relu(1.0 + f)) for r, f in zip(real_logits, fake_logits)]
+  return sum(terms) / len(terms)
+
+
+def hinge_generator_loss(fake_logits: Sequence[jax.Array]) -> jax.Array:
+  """``mean over scales of mean(relu(1 − D(x̂)))``."""
+  return sum(jnp.mean(jax.nn.relu(1.0 - f)) for f in fake_logits) / len(fake_logits)
+
+
+def feature_matching_loss(real_maps: Sequence[Sequence[jax.Array]], fake_maps: Sequence[Sequence[jax.Array]],
+                          eps: float = 1e-8) -> jax.Array:
+  """Mean over scales and layers of ``mean|D_l(x) − D_l(x̂)| / mean|D_l(x)|`` (the real maps carry no gradient)."""
+  terms = []
+  for reals, fakes in zip(real_maps, fake_maps):
+    for r, f in zip(reals, fakes):
+      r = jax.lax.stop_gradient(r)
+      terms.append(jnp.mean(jnp.abs(r - f)) / (jnp.mean(jnp.abs(r)) + eps))
+  return sum(terms) / len(terms)
+
+
+@dataclasses.dataclass(frozen=True)
+class Balancer:
+  """EnCodec's loss balancer: the gradient that reaches the decoded wave is ``Σ_k total_norm · (w_k / Σw) · g_k /
+  ‖g_k‖_ema``, where ``g_k`` is the gradient of loss ``k`` with respect to the wave and ``‖g_k‖_ema`` the
+  bias-corrected exponential moving average (``decay``) of its norm (per example, averaged over the batch). Each
+  loss thus takes its weight's share of the gradient, whatever its scale.
+
+  ``state``: ``{"sums": {name: ()}, "count": ()}`` float32, carried by the train state."""
+
+  weights: dict[str, float]
+  decay: float = 0.999
+  total_norm: float = 1.0
+  eps: float = 1e-12
+
+  def init(self) -> dict:
+    return {"sums": {k: jnp.zeros((), jnp.float32) for k in self.weights}, "count": jnp.zeros((), jnp.float32)}
+
+  def combine(self, grads: dict[str, jax.Array], state: dict) -> tuple[jax.Array, dict]:
+    """``grads {name: (B, ...)}`` → ``(the combined gradient (B, ...), the new state)``."""
+    count = self.decay * state["count"] + 1.0
+    sums, out = {}, 0.0
+    total_weight = sum(self.weights.values())
+    for name, weight in self.weights.items():
+      g = grads[name]
+      norm = jnp.mean(jnp.sqrt(jnp.sum(jnp.square(g.reshape(g.shape[0], -1)), axis=1)))
+      sums[name] = self.decay * state["sums"][name] + norm
+      average = sums[name] / count
+      out = out + self.total_norm * (weight / total_weight) * g / (self.eps + average)
+    return out, {"sums": sums, "count": count}
