@@ -190,7 +190,8 @@ def _read_weights(path: str, abstract: Any | None) -> dict[str, Any]:
   """The variables in ``PATH/model.safetensors``, in the structure (and shardings) of ``abstract`` when given."""
   import safetensors.flax
   file = os.path.join(path, WEIGHTS)
-  flat = {k: np.asarray(v) for k, v in safetensors.flax.load_file(file).items()}
+  with jax.ensure_compile_time_eval():  # concrete arrays even when a model loads its frozen part under jit
+    flat = {k: np.asarray(v) for k, v in safetensors.flax.load_file(file).items()}
   if abstract is None:
     tree: dict[str, Any] = {}
     for key, value in flat.items():
