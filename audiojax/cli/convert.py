@@ -28,6 +28,17 @@ def _bert(args: argparse.Namespace, overrides: list[str]) -> None:
         f"pooler and task heads not used) from {args.hf_dir} to {args.out}")
 
 
+def _encodec(args: argparse.Namespace, overrides: list[str]) -> None:
+  from audiojax.cli import no_overrides
+  from audiojax.convert import encodec
+
+  no_overrides(overrides)
+  model, count = encodec.convert(args.torch_checkpoint, args.out, force=args.force)
+  print(f"converted EnCodec ({model.sample_rate // 1000} kHz, {model.n_filters} filters, {count:,} parameters, "
+        f"{model.n_q} codebooks × {model.bins}, {', '.join(f'{b:g}' for b in model.bandwidths)} kbps) from "
+        f"{args.torch_checkpoint} to {args.out}")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
   c = sub.add_parser("convert", help="convert a published PyTorch checkpoint into an audiojax model directory")
   families = c.add_subparsers(dest="family", required=True, metavar="FAMILY")
@@ -48,5 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:
   bert.add_argument("--out", required=True, help="model directory to write")
   bert.add_argument("--force", action="store_true", help="replace the model directory already at --out")
   bert.set_defaults(fn=_bert)
+
+  enc = families.add_parser("encodec", help="facebookresearch/encodec's 24 kHz model (encodec_24khz-d7cc33bc.th)")
+  enc.add_argument("--torch-checkpoint", required=True, help=".th/.pt (read with weights_only) or .safetensors")
+  enc.add_argument("--out", required=True, help="model directory to write (use it as --checkpoint of codec)")
+  enc.add_argument("--force", action="store_true", help="replace the model directory already at --out")
+  enc.set_defaults(fn=_encodec)
 
 

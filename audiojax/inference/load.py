@@ -12,6 +12,7 @@ import jax
 from audiojax.config import loader
 from audiojax.errors import UserError
 from audiojax.models import ced as ced_model
+from audiojax.models import codec as codec_model
 from audiojax.models import prompt_asr as prompt_asr_model
 from audiojax.tasks import asr, registry, tagging
 from audiojax.text import prompts
@@ -81,6 +82,17 @@ def ced(path: str, **runtime: Any) -> tuple[ced_model.CED, dict[str, Any]]:
     model = tagging.model_from_config(config.model, head.shape[-1])
     model = model.clone(**runtime) if runtime else model
   return model, variables(path, model, *ced_model.example_inputs(model))
+
+
+def codec(path: str, **runtime: Any) -> tuple[codec_model.Codec, dict[str, Any]]:
+  """``(model, variables)`` of a codec model directory (``convert encodec``): ``variables`` holds ``params`` and the
+  ``codebooks``; ``model.apply(variables, wave, n_q, method="encode")`` gives codes. ``runtime`` sets ``dtype``."""
+  path = require_dir(path)
+  if not export.is_model_dir(path):
+    raise UserError(f"'{path}' is not a codec model directory (no model.json); convert a checkpoint with "
+                    f"'python -m audiojax convert encodec'")
+  model = codec_model.from_config(export.read_meta(path, codec_model.FAMILY), **runtime)
+  return model, variables(path, model, *codec_model.example_inputs(model))
 
 
 def prompt_encoding(settings: dict[str, Any]) -> prompts.PromptEncoding:

@@ -22,7 +22,7 @@ from audiojax.config import ced as ced_config
 from audiojax.config import loader
 from audiojax.config import prompt_asr as prompt_asr_config
 from audiojax.errors import UserError
-from audiojax.models import bert, ced, prompt_asr
+from audiojax.models import bert, ced, codec, prompt_asr
 from audiojax.tasks.asr import AsrTask
 from audiojax.tasks.base import Task
 from audiojax.tasks.distill import DistillTask
@@ -47,7 +47,7 @@ ENTRIES = {
     "distill": Entry(DistillTask, ced_config.distill, ced),
     "asr": Entry(AsrTask, prompt_asr_config.asr, prompt_asr),
 }
-FROZEN_MODELS = (bert,)  # model families that are only ever loaded, never trained by a task here
+FROZEN_MODELS = (bert, codec)  # model families that are only ever loaded, never trained by a task here
 
 
 def get(name: str) -> Entry:

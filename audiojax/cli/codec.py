@@ -1,0 +1,77 @@
+"""Codec commands: ``codec encode`` (audio → codes file), ``codec decode`` (codes file → audio) and ``codec
+roundtrip`` (audio → codes → audio), with a codec model directory (``convert encodec``). Files of any length are
+coded in 10 s chunks (see :mod:`audiojax.inference.codec`); audio at another rate is resampled, and a note says so."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _coder(args: argparse.Namespace, overrides: list[str]):
+  from audiojax.cli import no_overrides
+  from audiojax.inference.codec import Coder
+
+  no_overrides(overrides)
+  return Coder.from_checkpoint(args.checkpoint)
+
+
+def _encode_file(coder, path: str, bandwidth: float):
+  codes, source_rate = coder.encode_file(path, bandwidth)
+  if source_rate != codes.sample_rate:
+    print(f"note: '{path}' is {source_rate} Hz; resampled to {codes.sample_rate} Hz", file=sys.stderr)
+  return codes
+
+
+def _encode(args: argparse.Namespace, overrides: list[str]) -> None:
+  coder = _coder(args, overrides)
+  codes = _encode_file(coder, args.input, args.bandwidth)
+  codes.save(args.out)
+  k, frames = codes.codes.shape
+  print(f"encoded {args.input} ({codes.num_samples / codes.sample_rate:.2f} s) at {codes.bandwidth:g} kbps: {k} "
+        f"codebooks × {frames} frames ({codes.frame_rate} Hz) → {args.out}")
+
+
+def _decode(args: argparse.Namespace, overrides: list[str]) -> None:
+  from audiojax.inference.codec import Codes
+
+  coder = _coder(args, overrides)
+  codes = Codes.load(args.input)
+  coder.check(codes, args.input)
+  seconds = coder.decode_to_file(codes, args.out)
+  print(f"decoded {args.input} ({codes.codes.shape[0]} codebooks, {codes.bandwidth:g} kbps) → {args.out} "
+        f"({seconds:.2f} s at {codes.sample_rate} Hz)")
+
+
+def _roundtrip(args: argparse.Namespace, overrides: list[str]) -> None:
+  coder = _coder(args, overrides)
+  codes = _encode_file(coder, args.input, args.bandwidth)
+  seconds = coder.decode_to_file(codes, args.out)
+  print(f"coded {args.input} at {codes.bandwidth:g} kbps ({codes.codes.shape[0]} codebooks) and back → {args.out} "
+        f"({seconds:.2f} s at {codes.sample_rate} Hz)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+  c = sub.add_parser("codec", help="neural codec: audio to codes and back")
+  commands = c.add_subparsers(dest="codec_command", required=True, metavar="COMMAND")
+  checkpoint = dict(required=True, help="a codec model directory (python -m audiojax convert encodec ...)")
+  bandwidth = dict(type=float, required=True, help="kbps, one of the model's (EnCodec 24 kHz: 1.5, 3, 6, 12, 24)")
+
+  e = commands.add_parser("encode", help="audio file → codes file (.npz)")
+  e.add_argument("input", metavar="IN", help="a WAV, FLAC or OGG recording (resampled to the model's rate)")
+  e.add_argument("--checkpoint", **checkpoint)
+  e.add_argument("--bandwidth", **bandwidth)
+  e.add_argument("--out", required=True, help="codes file to write (.npz)")
+  e.set_defaults(fn=_encode)
+
+  d = commands.add_parser("decode", help="codes file → audio file, with the model that encoded it")
+  d.add_argument("input", metavar="CODES", help="a .npz written by 'codec encode'")
+  d.add_argument("--checkpoint", **checkpoint)
+  d.add_argument("--out", required=True, help="audio file to write (.wav, .flac or .ogg), at the model's rate")
+  d.set_defaults(fn=_decode)
+
+  r = commands.add_parser("roundtrip", help="audio file → codes → audio file (hear what the codec keeps)")
+  r.add_argument("input", metavar="IN", help="a WAV, FLAC or OGG recording (resampled to the model's rate)")
+  r.add_argument("--checkpoint", **checkpoint)
+  r.add_argument("--bandwidth", **bandwidth)
+  r.add_argument("--out", required=True, help="audio file to write (.wav, .flac or .ogg), at the model's rate")
+  r.set_defaults(fn=_roundtrip)
