@@ -11,12 +11,22 @@ import os
 
 import tensorflow_datasets as tfds
 
-from audiojax.data.builders import asterisk_en, audioset, debsfx, espeak_prompt, gm_instruments, libriheavy, librispeech
+from audiojax.data.builders import (
+  asterisk_en,
+  audioset,
+  debsfx,
+  debspeech,
+  espeak_prompt,
+  gm_instruments,
+  libriheavy,
+  librispeech,
+)
 from audiojax.errors import UserError
 
 BUILDERS = {"gm_instruments": gm_instruments.GmInstruments, "audioset": audioset.Audioset, "debsfx": debsfx.Debsfx,
             "espeak_prompt": espeak_prompt.EspeakPrompt, "asterisk_en": asterisk_en.AsteriskEn,
-            "librispeech_asr": librispeech.LibrispeechAsr, "libriheavy": libriheavy.Libriheavy}
+            "librispeech_asr": librispeech.LibrispeechAsr, "libriheavy": libriheavy.Libriheavy,
+            "debspeech": debspeech.Debspeech}
 
 
 def _available() -> str:

@@ -28,9 +28,11 @@ def tagging_features(class_names: Sequence[str], *,
   })
 
 
-def speech_features() -> tfds.features.FeaturesDict:
+def speech_features(*, extra: Mapping[str, tfds.features.FeatureConnector] | None = None
+                    ) -> tfds.features.FeaturesDict:
   """The features of every speech dataset: ``audio`` (int16 ``(L,)``), ``sample_rate``, ``text``, ``pre_text`` (the
-  preceding text, "" if none), ``rare_words`` (space-separated, "" if none), ``speaker`` and ``id``."""
+  preceding text, "" if none), ``rare_words`` (space-separated, "" if none), ``speaker`` and ``id``, then the
+  dataset's ``extra`` features."""
   return tfds.features.FeaturesDict({
       **_audio_features(),
       "text": tfds.features.Text(),
@@ -38,6 +40,7 @@ def speech_features() -> tfds.features.FeaturesDict:
       "rare_words": tfds.features.Text(),
       "speaker": tfds.features.Text(),
       "id": tfds.features.Text(),
+      **(extra or {}),
   })
 
 

@@ -1,6 +1,7 @@
 """Debian packages without root: ``apt-get download`` and ``dpkg-deb -x`` into a cache, one folder per package.
 
-Serves the datasets built from Debian packages (``debsfx``, ``asterisk_en``) and the espeak-ng fetch (``espeak``).
+Serves the datasets built from Debian packages (``debsfx``, ``debspeech``, ``asterisk_en``) and the espeak-ng fetch
+(``espeak``).
 """
 from __future__ import annotations
 
