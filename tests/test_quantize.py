@@ -184,6 +184,25 @@ def test_codes_of_fewer_codebooks_are_a_prefix_and_decode_alone():
   assert errors == sorted(errors, reverse=True)  # each codebook quantises what the ones before left
 
 
+def test_dropout_to_a_traced_count_trains_as_the_first_codebooks_alone():
+  module = ResidualVectorQuantizer(n_q=4, bins=8, dim=3, kmeans_iters=3, dead_code_threshold=0.5)
+  x = np.random.default_rng(9).standard_normal((2, 12, 3)).astype(np.float32)
+  variables = nn.meta.unbox(module.init(jax.random.key(0), x))
+  train = lambda v, k, active: module.apply(v, x, k, train=True, rng=jax.random.key(3), active=active,
+                                            mutable=[quantize.CODEBOOKS])
+  dropped = jax.jit(lambda v, a: train(v, None, a))
+  for step in range(2):  # k-means start, then an EMA step
+    (out, state), (ref, ref_state) = dropped(variables, jnp.int32(2)), train(variables, 2, None)
+    np.testing.assert_allclose(out["quantized"], ref["quantized"], atol=1e-5)
+    np.testing.assert_array_equal(out["codes"][:, :2], ref["codes"])
+    np.testing.assert_allclose(out["commitment_loss"][:2], ref["commitment_loss"], rtol=1e-5)
+    np.testing.assert_array_equal(out["commitment_loss"][2:], 0.0)
+    for name, value in state[quantize.CODEBOOKS].items():
+      np.testing.assert_allclose(value[:2], ref_state[quantize.CODEBOOKS][name][:2], rtol=1e-5, atol=1e-6)
+      np.testing.assert_array_equal(value[2:], variables[quantize.CODEBOOKS][name][2:])  # untouched
+    variables = {**variables, **state}
+
+
 def test_straight_through_gradient_and_commitment_loss():
   module = ResidualVectorQuantizer(n_q=2, bins=8, dim=3, kmeans_iters=3)
   x = np.random.default_rng(7).standard_normal((1, 16, 3)).astype(np.float32)

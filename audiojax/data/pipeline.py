@@ -32,14 +32,17 @@ def check_sample_rate(example: dict, sample_rate: int, dataset: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Decode:
-  """Example dict → ``{"wave" (L,), "labels" (C,)}``: int16 → float32, label indices → multi-hot."""
+  """Example dict → ``{"wave" (L,), "labels" (C,)}``: int16 → float32, label indices → multi-hot; only ``wave``
+  when ``num_classes`` is None (audio without labels: speech for a codec)."""
 
-  num_classes: int
+  num_classes: int | None
   sample_rate: int
   dataset: str
 
   def __call__(self, example: dict) -> dict:
     check_sample_rate(example, self.sample_rate, self.dataset)
+    if self.num_classes is None:
+      return {"wave": from_pcm16(example["audio"])}
     labels = np.zeros(self.num_classes, np.float32)
     labels[np.asarray(example["labels"], np.int64)] = 1.0
     return {"wave": from_pcm16(example["audio"]), "labels": labels}
@@ -134,9 +137,10 @@ class LengthBucketedBatches(Sequence):
     return order.reshape(self.per_epoch, self.batch_size)[rng.permutation(self.per_epoch)]
 
 
-def train_dataset(source, *, dataset_name: str, num_classes: int, sample_rate: int, clip_samples: int,
+def train_dataset(source, *, dataset_name: str, num_classes: int | None, sample_rate: int, clip_samples: int,
                   global_batch_size: int, seed: int, num_threads: int = 0) -> grain.IterDataset:
-  """Infinite, shuffled (reshuffled every epoch), randomly cropped host-local batches."""
+  """Infinite, shuffled (reshuffled every epoch), randomly cropped host-local batches (no ``labels`` when
+  ``num_classes`` is None)."""
   local_batch = global_batch_size // jax.process_count()
   ds = (host_shard(source, dataset_name).seed(seed).shuffle().repeat(None)
         .map(Decode(num_classes, sample_rate, dataset_name))

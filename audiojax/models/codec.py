@@ -215,18 +215,20 @@ class Codec(_SEANet):
     """``codes (B, K, T)`` → ``wave (B, T · hop)`` in float32."""
     return self.decoder(self.quantizer.decode(codes).astype(self.dtype)).astype(jnp.float32)
 
-  def __call__(self, wave: jax.Array, n_q: int | None = None, train: bool = False, rng: jax.Array | None = None
-               ) -> dict[str, jax.Array]:
+  def __call__(self, wave: jax.Array, n_q: int | None = None, train: bool = False, rng: jax.Array | None = None,
+               active: jax.Array | None = None) -> dict[str, jax.Array]:
     """``wave (B, L)`` through encoder, quantiser (K = ``n_q`` codebooks) and decoder → dict of ``wave (B, L)``
     (the reconstruction, trimmed to L), ``codes (B, K, T)``, ``commitment_loss ()`` (mean over the codebooks, as
     EnCodec's penalty) and ``perplexity (K,)`` (codebook usage).
 
     ``train``: the quantiser is straight-through and updates its codebooks, drawing from the key ``rng``: apply
-    with ``mutable=["codebooks"]`` (see :mod:`audiojax.nn.quantize`)."""
-    quantized = self.quantizer(self.latents(wave), n_q, train, rng)
+    with ``mutable=["codebooks"]`` (see :mod:`audiojax.nn.quantize`). ``active`` (an int32 scalar, may be traced)
+    decodes from the first ``active`` codebooks only: quantiser dropout, one random bandwidth per batch."""
+    quantized = self.quantizer(self.latents(wave), n_q, train, rng, active)
     decoded = self.decoder(quantized["quantized"].astype(self.dtype)).astype(jnp.float32)
+    k = quantized["commitment_loss"].shape[0] if active is None else active
     return dict(wave=decoded[:, :wave.shape[1]], codes=quantized["codes"],
-                commitment_loss=jnp.mean(quantized["commitment_loss"]), perplexity=quantized["perplexity"])
+                commitment_loss=jnp.sum(quantized["commitment_loss"]) / k, perplexity=quantized["perplexity"])
 
 
 def Model(variant: str = "tiny", **overrides: Any) -> Codec:  # noqa: N802 (factory)

@@ -167,14 +167,18 @@ class ResidualVectorQuantizer(nn.Module):
     vectors = jnp.asarray(self.embed.value)[:k][jnp.arange(k)[None, :, None], codes]  # (B, K, T, dim)
     return jnp.sum(vectors, axis=1)
 
-  def __call__(self, x: jax.Array, n_q: int | None = None, train: bool = False, rng: jax.Array | None = None
-               ) -> dict[str, jax.Array]:
+  def __call__(self, x: jax.Array, n_q: int | None = None, train: bool = False, rng: jax.Array | None = None,
+               active: jax.Array | None = None) -> dict[str, jax.Array]:
     """``x (B, T, dim)`` → dict of ``quantized (B, T, dim)`` (straight-through when training), ``codes (B, K, T)``,
     ``commitment_loss (K,)`` per codebook (times ``commitment_weight``) and ``perplexity (K,)`` of the codes used.
 
     ``train`` updates the codebook state (apply with ``mutable=["codebooks"]``), drawing the k-means starts and the
     replacements of dead codes with ``rng`` (codebook k with ``split(rng, K)[k]``); ``init`` never updates it,
-    whatever ``train`` says."""
+    whatever ``train`` says.
+
+    ``active`` (an int32 scalar, may be traced: quantiser dropout) uses only the first ``active`` of the K codebooks:
+    the others add nothing to ``quantized``, have zero commitment loss and keep their state, as if ``n_q`` were
+    ``active``; their ``codes`` are still computed."""
     k = self.num_codebooks(n_q)
     train = train and not self.is_initializing()
     if train and (rng is None or not self.is_mutable_collection(CODEBOOKS)):
@@ -184,22 +188,25 @@ class ResidualVectorQuantizer(nn.Module):
     flat = x.reshape(-1, self.dim).astype(jnp.float32)
     states = CodebookState(*(v.value[:k] for v in (self.embed, self.embed_avg, self.cluster_size, self.inited)))
     keys = jax.random.split(rng, k) if train else jnp.zeros((k,))
+    used = jnp.ones((k,), bool) if active is None else jnp.arange(k) < active
 
     def layer(carry, per_codebook):
       residual, total = carry
-      state, key = per_codebook
+      state, key, on = per_codebook
       if train:
-        state, codes, code_vectors = self._train_step(state, jax.lax.stop_gradient(residual), key)
+        new_state, codes, code_vectors = self._train_step(state, jax.lax.stop_gradient(residual), key)
+        state = jax.tree.map(lambda new, old: jnp.where(on, new, old), new_state, state)
         quantized = residual + jax.lax.stop_gradient(code_vectors - residual)
       else:
         codes = nearest(residual, state.embed)
         quantized = state.embed[codes]
+      quantized = jnp.where(on, quantized, 0.0)
       commitment = jnp.mean(jnp.square(jax.lax.stop_gradient(quantized) - residual)) * self.commitment_weight
-      out = (codes, commitment, perplexity(codes, self.bins), state if train else ())
+      out = (codes, jnp.where(on, commitment, 0.0), perplexity(codes, self.bins), state if train else ())
       return (residual - quantized, total + quantized), out
 
     (_, quantized), (codes, commitment, usage, new_states) = jax.lax.scan(
-        layer, (flat, jnp.zeros_like(flat)), (states, keys))
+        layer, (flat, jnp.zeros_like(flat)), (states, keys, used))
     if train:
       for variable, value in zip((self.embed, self.embed_avg, self.cluster_size, self.inited), new_states):
         variable.value = jnp.asarray(variable.value).at[:k].set(value)

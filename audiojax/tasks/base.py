@@ -13,7 +13,7 @@ Required::
   primary_metric_mode         "max" or "min": which direction is better
   example_batch(batch_size) -> {name: np.ndarray (batch_size, ...)}        shapes for init and compilation
   init_variables(rng, batch) -> {"params": ..., <collections>: ...}        batch: example_batch's, on device
-  loss(params, model_state, batch, rng, step, frozen=None, group=None)
+  loss(params, model_state, batch, rng, step, frozen=None, group=None)     (not needed with train_step)
       -> (loss scalar, (metrics {name: scalar}, new model_state))
       metrics must hold "loss". step: the int32 step (loss schedules). frozen: {stage: variables} of
       frozen_stages(). group: the parameter group being updated (tasks with param_groups), else None.
@@ -35,8 +35,9 @@ Optional (defaults below)::
   save_assets(workdir)                   files inference needs besides the checkpoints (a tokenizer...)
   summary(eval_metrics) -> str           the one line ``train`` prints at the end
   eval_summaries() -> {name: str | (H, W, 3) uint8}   after evaluate: text and images for TensorBoard
-  train_step(trainer, state, batch, rng, frozen) -> (state, metrics)      replaces the default step; build it from
-                                         trainer.grads and trainer.apply_gradients
+  train_step(trainer, state, batch, rng, frozen) -> (state, metrics)      replaces the default step (and loss);
+                                         build it from trainer.grads and trainer.apply_gradients; metrics must
+                                         hold "loss"
   workdir_config(config, workdir) -> config   (classmethod) a workdir's config made to read its own assets
 """
 from __future__ import annotations
@@ -80,9 +81,9 @@ class Task(abc.ABC):
   @abc.abstractmethod
   def init_variables(self, rng: jax.Array, batch: dict[str, jax.Array]) -> dict[str, Any]: ...
 
-  @abc.abstractmethod
   def loss(self, params: Any, model_state: Any, batch: dict[str, jax.Array], rng: jax.Array,
-           step: jax.Array | None = None, frozen: dict | None = None, group: str | None = None): ...
+           step: jax.Array | None = None, frozen: dict | None = None, group: str | None = None):
+    raise NotImplementedError(f"{type(self).__name__} must define loss, or a train_step that replaces it")
 
   @abc.abstractmethod
   def predict(self, variables: Any, batch: dict[str, jax.Array], frozen: dict | None = None

@@ -19,12 +19,14 @@ from typing import Callable, Sequence
 import ml_collections
 
 from audiojax.config import ced as ced_config
+from audiojax.config import codec as codec_config
 from audiojax.config import loader
 from audiojax.config import prompt_asr as prompt_asr_config
 from audiojax.errors import UserError
 from audiojax.models import bert, ced, codec, prompt_asr
 from audiojax.tasks.asr import AsrTask
 from audiojax.tasks.base import Task
+from audiojax.tasks.codec import CodecTask
 from audiojax.tasks.distill import DistillTask
 from audiojax.tasks.tagging import TaggingTask
 from audiojax.train import export
@@ -46,8 +48,9 @@ ENTRIES = {
     "tagging": Entry(TaggingTask, ced_config.tagging, ced),
     "distill": Entry(DistillTask, ced_config.distill, ced),
     "asr": Entry(AsrTask, prompt_asr_config.asr, prompt_asr),
+    "codec": Entry(CodecTask, codec_config.codec, codec),
 }
-FROZEN_MODELS = (bert, codec)  # model families that are only ever loaded, never trained by a task here
+FROZEN_MODELS = (bert,)  # model families that are only ever loaded, never trained by a task here
 
 
 def get(name: str) -> Entry:

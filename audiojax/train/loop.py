@@ -407,7 +407,8 @@ def train(task: Any, workdir: str, *, until_step: int | None = None) -> dict[str
     start, state = 0, trainer.init_state(int(config.seed))
   if jax.process_index() == 0:  # only now: a config that does not fit the checkpoints has changed nothing
     config_loader.save(config, os.path.join(workdir, "config.json"))
-    export.write_class_names(workdir, task.class_names or [])
+    if task.class_names is not None:
+      export.write_class_names(workdir, task.class_names)
     task.save_assets(workdir)
     provenance.record(workdir, start)
   mngr = checkpoint.manager(workdir, keep=int(config.checkpoint.keep), async_save=bool(config.checkpoint.async_save))

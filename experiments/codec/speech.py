@@ -1,0 +1,42 @@
+"""A 16 kHz EnCodec-style codec trained on real multi-speaker speech (debspeech: Debian packages' recordings;
+held-out speakers), at 0.5–4 kbps (the `small` variant: 8 codebooks × 1024 at 50 Hz).
+
+Command:  python -m audiojax data build debspeech
+          XLA_FLAGS=--xla_force_host_platform_device_count=8 \
+          python -m audiojax train --config experiments/codec/speech.py --workdir ~/runs/codec_speech
+          python -m audiojax export ~/runs/codec_speech --out ~/runs/codec_speech_model
+          (`:local` = the CPU schedule of experiments/codec/README.md; `:smoke` = a few steps on the synthetic
+          espeak_prompt/tiny corpus, for tests)
+Hardware, runtime and measured results: experiments/codec/README.md.
+"""
+from audiojax.config import codec, common
+
+
+def get_config(arg: str = ""):
+  a = common.parse_arg(arg, smoke=False)
+  c = codec.codec()
+  c.data.name = "debspeech"
+  c.data.clip_seconds = 1.0
+  c.model.variant = "small"
+  c.train.steps = 300_000
+  c.train.batch_size = 64
+  c.train.log_every = 100
+  c.eval.every_steps = 5_000
+  c.eval.batch_size = 32
+  c.eval.clip_seconds = 4.0
+  c.checkpoint.every_steps = 5_000
+  c.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
+  if a.local:
+    # 2 CPU cores, about 2 hours: the tiny variant, shorter crops, a lighter discriminator
+    common.local(c, {"model.variant": "tiny", "data.clip_seconds": 0.5, "discriminator.filters": 8,
+                     "discriminator.n_ffts": [512, 1024, 256], "train.steps": 3000, "train.batch_size": 16,
+                     "train.log_every": 50, "train.progress_bar": True, "eval.every_steps": 500,
+                     "eval.batch_size": 16, "eval.max_examples": 128, "checkpoint.every_steps": 250})
+  if a.smoke:
+    common.local(c, {"data.name": "espeak_prompt/tiny", "model.variant": "tiny", "data.clip_seconds": 0.25,
+                     "loss.mel_log2_windows": [6, 7, 8, 9], "discriminator.filters": 4,
+                     "discriminator.n_ffts": [256, 512], "train.steps": 6, "train.batch_size": 8,
+                     "train.log_every": 2, "optim.generator.warmup_steps": 2,
+                     "optim.discriminator.warmup_steps": 2, "eval.batch_size": 8, "eval.clip_seconds": 1.0,
+                     "checkpoint.every_steps": 3})
+  return c
