@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= workdirs/demo
 SIM8 := XLA_FLAGS=--xla_force_host_platform_device_count=8
+# test processes (pytest-xdist, one test file each at a time): the tests are mostly single-threaded compilation
+TEST_WORKERS ?= 2
 # requirements.lock pins the versions CI tested, resolved for Python 3.11; other Pythons resolve pyproject's bounds
 LOCK := $(shell $(PYTHON) -c 'import sys; print("-c requirements.lock" if sys.version_info[:2] == (3, 11) else "")')
 
@@ -30,7 +32,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 bench: $(STAMP)
 	$(PY) -m audiojax bench ced

@@ -1,5 +1,5 @@
-"""The codec task: a short GAN training on held-out speech beats the untrained codec, resumes bitwise, and exports a
-model directory the codec commands read."""
+"""The codec task: a short GAN training on held-out speech beats the untrained codec, resumes bitwise, and its
+workdir and exported model directory both serve the codec commands."""
 import json
 import os
 import shutil
@@ -97,6 +97,9 @@ def test_exported_codec_round_trips_a_file_through_the_codec_commands(trained, d
   distance = float(codec_eval.log_mel_distance(reference[None], decoded[None], lengths, 16000)[0])
   evals = _evals(workdir)
   assert distance < evals[0]["eval/mel_distance"]  # the exported weights are the trained ones
+  from_workdir = str(tmp_path / "from_workdir.wav")
+  cli.main(["codec", "roundtrip", wav, "--checkpoint", workdir, "--bandwidth", "3.2", "--out", from_workdir])
+  np.testing.assert_array_equal(sf.read(from_workdir, dtype="float32")[0], decoded)
 
 
 def test_bad_loss_settings_are_one_line_errors(data_dir):

@@ -53,7 +53,7 @@ def _roundtrip(args: argparse.Namespace, overrides: list[str]) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
   c = sub.add_parser("codec", help="neural codec: audio to codes and back")
   commands = c.add_subparsers(dest="codec_command", required=True, metavar="COMMAND")
-  checkpoint = dict(required=True, help="a codec model directory (python -m audiojax convert encodec ...)")
+  checkpoint = dict(required=True, help="a codec model directory (convert encodec, export) or training workdir")
   bandwidth = dict(type=float, required=True, help="kbps, one of the model's (EnCodec 24 kHz: 1.5, 3, 6, 12, 24)")
 
   e = commands.add_parser("encode", help="audio file → codes file (.npz)")

@@ -23,7 +23,7 @@ def codec() -> ml_collections.ConfigDict:
   c.loss.balancer_decay = 0.999
   c.loss.commitment = 1.0
   c.loss.quantizer_dropout = True  # False: every batch uses all the codebooks
-  c.loss.mel_log2_windows = [5, 6, 7, 8, 9, 10, 11]
+  c.loss.mel_log2_windows = [6, 7, 8, 9, 10]
 
   c.discriminator = ml_collections.ConfigDict()
   c.discriminator.filters = 32

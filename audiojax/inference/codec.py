@@ -114,7 +114,7 @@ class Coder:
 
   @classmethod
   def from_checkpoint(cls, path: str) -> "Coder":
-    """From a codec model directory (``convert encodec``)."""
+    """From a codec model directory (``convert encodec``, ``export``) or a codec training workdir."""
     return cls(*load.codec(path))
 
   @property

@@ -14,7 +14,9 @@ from audiojax.errors import UserError
 from audiojax.models import ced as ced_model
 from audiojax.models import codec as codec_model
 from audiojax.models import prompt_asr as prompt_asr_model
+from audiojax.nn.quantize import CODEBOOKS
 from audiojax.tasks import asr, registry, tagging
+from audiojax.tasks import codec as codec_task
 from audiojax.text import prompts
 from audiojax.text.tokenizer import Tokenizer
 from audiojax.train import checkpoint, export
@@ -85,14 +87,23 @@ def ced(path: str, **runtime: Any) -> tuple[ced_model.CED, dict[str, Any]]:
 
 
 def codec(path: str, **runtime: Any) -> tuple[codec_model.Codec, dict[str, Any]]:
-  """``(model, variables)`` of a codec model directory (``convert encodec``): ``variables`` holds ``params`` and the
-  ``codebooks``; ``model.apply(variables, wave, n_q, method="encode")`` gives codes. ``runtime`` sets ``dtype``."""
+  """``(model, variables)`` of a codec model directory (``convert encodec``, ``export``) or codec training workdir
+  (its newest checkpoint, the EMA weights when kept): ``variables`` holds ``params`` and the ``codebooks``;
+  ``model.apply(variables, wave, n_q, method="encode")`` gives codes. ``runtime`` sets ``dtype``."""
   path = require_dir(path)
-  if not export.is_model_dir(path):
-    raise UserError(f"'{path}' is not a codec model directory (no model.json); convert a checkpoint with "
-                    f"'python -m audiojax convert encodec'")
-  model = codec_model.from_config(export.read_meta(path, codec_model.FAMILY), **runtime)
-  return model, variables(path, model, *codec_model.example_inputs(model))
+  if export.is_model_dir(path):
+    model = codec_model.from_config(export.read_meta(path, codec_model.FAMILY), **runtime)
+    return model, variables(path, model, *codec_model.example_inputs(model))
+  config = workdir_config(path)
+  if config is None:
+    raise UserError(f"'{path}' is neither a codec model directory (model.json) nor a training workdir (config.json); "
+                    f"convert a checkpoint with 'python -m audiojax convert encodec' or train one")
+  if registry.get(config.task).model is not codec_model:
+    raise UserError(f"'{path}' holds a {config.task} run, not a codec")
+  model = codec_task.model_from_config(config.model)
+  model = model.clone(**runtime) if runtime else model
+  stored = checkpoint.restore_variables(path)
+  return model, {"params": stored["params"]["generator"], CODEBOOKS: stored[CODEBOOKS]}
 
 
 def prompt_encoding(settings: dict[str, Any]) -> prompts.PromptEncoding:

@@ -21,19 +21,22 @@ def time_l1(x: jax.Array, y: jax.Array) -> jax.Array:
   return jnp.mean(jnp.abs(x - y))
 
 
-def multiscale_mel_loss(x: jax.Array, y: jax.Array, sample_rate: int, log2_windows: Sequence[int] = range(5, 12),
-                        n_mels: int = 64, l2_weight: float = 1.0) -> jax.Array:
-  """EnCodec's frequency loss: for each window ``2^i`` (hop a quarter of it), the mean L1 plus ``l2_weight`` × the
-  mean L2 (root of the mean square) distance between the ``n_mels``-bin power mels of ``x`` and ``y``, averaged over
-  the scales."""
+def multiscale_mel_loss(x: jax.Array, y: jax.Array, sample_rate: int, log2_windows: Sequence[int] = range(6, 11),
+                        n_mels: int = 64, f_min: float = 64.0, floor: float = 1e-5) -> jax.Array:
+  """The multi-scale mel loss of EnCodec's training recipe (audiocraft's ``msspec`` loss as its EnCodec config sets
+  it): for each window ``2^i`` (hop a quarter of it) the ``n_mels``-band power mels ``M`` of the normalised STFT
+  (the window's energy divided out) of ``x`` and ``y`` give ``mean|M_x − M_y| + mean((log10(M_x + floor) −
+  log10(M_y + floor))²)``; the result is their sum over the scales divided by twice the number of scales. The
+  linear term follows the loud parts, the log term the quiet ones. Frames are centred (reflect padding)."""
   total = 0.0
   for i in log2_windows:
     window = 2 ** int(i)
+    energy = jnp.sum(jnp.square(features.hann_window(window)))
     mel = lambda w: features.mel_spectrogram(w, sample_rate=sample_rate, n_fft=window, hop_length=window // 4,
-                                             n_mels=n_mels, pad_mode="constant")
-    diff = mel(x) - mel(y)
-    total = total + jnp.mean(jnp.abs(diff)) + l2_weight * jnp.sqrt(jnp.mean(jnp.square(diff)))
-  return total / len(log2_windows)
+                                             n_mels=n_mels, f_min=f_min) / energy
+    mx, my = mel(x), mel(y)
+    total = total + jnp.mean(jnp.abs(mx - my)) + jnp.mean(jnp.square(jnp.log10(mx + floor) - jnp.log10(my + floor)))
+  return total / (2 * len(log2_windows))
 
 
 def hinge_discriminator_loss(real_logits: Sequence[jax.Array], fake_logits: Sequence[jax.Array]) -> jax.Array:
