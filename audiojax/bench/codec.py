@@ -96,7 +96,7 @@ def cpu_threads() -> int:
   return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def main(seconds: float = 10.0, bandwidths: tuple[float, ...] = BANDWIDTHS, repeats: int = 3) -> dict[str, Any]:
+def main(seconds: float = 10.0, bandwidths: tuple[float, ...] = BANDWIDTHS, repeats: int = 5) -> dict[str, Any]:
   """Times both implementations and prints the table; returns ``rows`` (per bandwidth: ``bandwidth``, ``codebooks``,
   ``jax_encode_rtf``, ``jax_decode_rtf`` and, with torch, ``torch_encode_rtf``, ``torch_decode_rtf``), ``torch``
   (None or the reason it is absent), ``max_abs_diff`` (decoded waves of torch's codes at the last bandwidth, JAX

@@ -22,7 +22,7 @@ def _bench(args: argparse.Namespace, overrides: list[str]) -> None:
     from audiojax.bench import codec
     if not (args.seconds > 0 and math.isfinite(args.seconds)):
       raise UserError(f"--seconds {args.seconds:g}: give a positive number of seconds of audio (e.g. 10)")
-    codec.main(seconds=args.seconds, repeats=1 if args.quick else 3)
+    codec.main(seconds=args.seconds, repeats=2 if args.quick else 5)
   else:
     from audiojax.bench import attention
     attention.main()
