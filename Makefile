@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) -m audiojax bench ced
 	$(PY) -m audiojax bench prompt-asr
 	$(PY) -m audiojax bench attention
+	$(PY) -m audiojax bench codec
 
 clean:
 	rm -rf $(VENV) data workdirs

@@ -1,5 +1,12 @@
 """`make bench` runs and reports consistent figures (a smoke run; speed itself is never asserted)."""
+import importlib.util
+
+import numpy as np
+import pytest
+
+from audiojax import cli
 from audiojax.bench import ced as bench
+from audiojax.bench import codec as bench_codec
 
 
 def test_bench_reports_throughput_and_fraction_of_peak(capsys):
@@ -17,3 +24,27 @@ def test_asr_bench_times_the_encoder_and_both_convolutions(capsys):
   assert results["encoder_s"] > 0 and results["depthwise_s"] > 0 and results["grouped_conv_s"] > 0
   assert results["depthwise_speedup"] == results["grouped_conv_s"] / results["depthwise_s"]
   assert "XLA grouped convolution" in capsys.readouterr().out
+
+
+def test_codec_bench_reports_real_time_factors_next_to_the_original(capsys):
+  """The torch column and the sanity line appear where the PyPI ``encodec`` package imports (skipped otherwise)."""
+  has_encodec = all(importlib.util.find_spec(m) is not None for m in ("encodec", "torch"))
+  results = bench_codec.main(seconds=0.5, bandwidths=(1.5, 24.0), repeats=1)
+  out = capsys.readouterr().out
+  assert [row["codebooks"] for row in results["rows"]] == [2, 32]
+  sides = ("jax", "torch") if has_encodec else ("jax",)
+  for row in results["rows"]:
+    for key in (f"{side}_{step}_rtf" for side in sides for step in ("encode", "decode")):
+      assert np.isfinite(row[key]) and row[key] > 0, key
+  assert "encode RTF JAX" in out and "CPU threads" in out
+  if has_encodec:
+    assert results["torch"] is None and results["max_abs_diff"] < 1e-4 and "sanity:" in out and " agree" in out
+  else:
+    assert "torch_encode_rtf" not in results["rows"][0] and "torch column absent" in out
+
+
+def test_codec_bench_refuses_a_bad_length(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(["bench", "codec", "--seconds", "0"])
+  assert exit_info.value.code == 2
+  assert "error: --seconds 0: give a positive number of seconds" in capsys.readouterr().err

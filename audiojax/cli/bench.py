@@ -1,8 +1,11 @@
-"""``bench [ced|prompt-asr|attention]``: speed on this machine, each figure next to a baseline run in the same
-process (``make bench`` runs all three)."""
+"""``bench [ced|prompt-asr|attention|codec]``: speed on this machine, each figure next to a baseline run in the same
+process (``make bench`` runs all four)."""
 from __future__ import annotations
 
 import argparse
+import math
+
+from audiojax.errors import UserError
 
 
 def _bench(args: argparse.Namespace, overrides: list[str]) -> None:
@@ -15,6 +18,11 @@ def _bench(args: argparse.Namespace, overrides: list[str]) -> None:
   elif args.what == "prompt-asr":
     from audiojax.bench import prompt_asr
     prompt_asr.main(repeats=2 if args.quick else 5)
+  elif args.what == "codec":
+    from audiojax.bench import codec
+    if not (args.seconds > 0 and math.isfinite(args.seconds)):
+      raise UserError(f"--seconds {args.seconds:g}: give a positive number of seconds of audio (e.g. 10)")
+    codec.main(seconds=args.seconds, repeats=2 if args.quick else 5)
   else:
     from audiojax.bench import attention
     attention.main()
@@ -22,8 +30,11 @@ def _bench(args: argparse.Namespace, overrides: list[str]) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
   b = sub.add_parser("bench", help="speed: CED (inference clips/s, train steps/s, GFLOP/s vs the matmul peak), the "
-                                    "Prompt-ASR encoders, or the attention kernels against XLA")
-  b.add_argument("what", nargs="?", choices=("ced", "prompt-asr", "attention"), default="ced")
+                                    "Prompt-ASR encoders, the attention kernels against XLA, or the EnCodec codec's "
+                                    "real-time factors against the PyTorch original")
+  b.add_argument("what", nargs="?", choices=("ced", "prompt-asr", "attention", "codec"), default="ced")
   b.add_argument("--variant", default="mini", help="CED variant")
   b.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
+  b.add_argument("--seconds", type=float, default=10.0,
+                 help="codec: seconds of audio to encode and decode (batch 1; default 10)")
   b.set_defaults(fn=_bench)
