@@ -1,5 +1,5 @@
 """experiments/codec: the Opus round trip keeps length and alignment and spends its bitrate, the judges score the
-input itself at their best and noise low, the table builder, and experiments/codec/evaluate.py end to end on a
+input itself at their best and noise low, the table builder, and experiments/codec/studies/evaluate.py end to end on a
 random-weight tiny codec over 3 clips of espeak_prompt/tiny (Whisper and DNSMOS left out there: they are slow)."""
 import dataclasses
 import json
@@ -13,7 +13,7 @@ import pytest
 
 from audiojax.errors import UserError
 from audiojax.eval import codec as codec_eval
-from experiments.codec import evaluate, judges
+from experiments.codec.studies import evaluate, judges
 
 RATE = 16000
 

@@ -192,7 +192,7 @@ def to_variables(state_dict: dict[str, np.ndarray], source: str = "checkpoint") 
                       f"it needs {tensor.shape}; the checkpoint is damaged or not an EnCodec model")
     if not np.all(np.isfinite(value)):
       raise UserError(f"'{source}' holds NaN or infinite values in {tensor.name}; the checkpoint is damaged")
-    value = np.ascontiguousarray(tensor.to_jax(value.astype(np.float32)))
+    value = np.array(tensor.to_jax(value.astype(np.float32)), order="C")  # (ascontiguousarray makes 0-d 1-d)
     if tensor.index is not None:
       codebooks[tensor.path[-1]][tensor.index] = value
       continue

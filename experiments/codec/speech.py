@@ -1,5 +1,5 @@
 """A 16 kHz EnCodec-style codec trained on real multi-speaker speech (debspeech: Debian packages' recordings;
-held-out speakers), at 0.5–4 kbps (the `small` variant: 8 codebooks × 1024 at 50 Hz).
+held-out speakers), at 1.5 / 3 / 6 kbps (12 codebooks × 1024 at 50 Hz; `small` widths, `tiny` on the CPU).
 
 Command:  python -m audiojax data build debspeech
           XLA_FLAGS=--xla_force_host_platform_device_count=8 \
@@ -7,7 +7,10 @@ Command:  python -m audiojax data build debspeech
           python -m audiojax export ~/runs/codec_speech --out ~/runs/codec_speech_model
           (`:local` = the CPU schedule of experiments/codec/README.md; `:smoke` = a few steps on the synthetic
           espeak_prompt/tiny corpus, for tests)
-Hardware, runtime and measured results: experiments/codec/README.md.
+Hardware: any; `:local` is sized for a 2-core CPU (8 simulated devices, data-parallel).
+Runtime:  `:local` ≈ 3000 steps of 16 × 1 s; its first run is under way (experiments/codec/README.md has the timing).
+Expected: not measured yet: the held-out table against Opus (experiments/codec/studies/evaluate.py) goes in
+          experiments/codec/README.md when the first `:local` run ends.
 """
 from audiojax.config import codec, common
 
@@ -18,6 +21,8 @@ def get_config(arg: str = ""):
   c.data.name = "debspeech"
   c.data.clip_seconds = 1.0
   c.model.variant = "small"
+  # 12 codebooks of 1024 at 50 Hz: 1.5 / 3 / 6 kbps (3, 6, 12 codebooks), EnCodec's low bitrates, and Opus' lowest
+  c.model.overrides = {"n_q": 12, "bins": 1024, "bandwidths": (1.5, 3.0, 6.0)}
   c.train.steps = 300_000
   c.train.batch_size = 64
   c.train.log_every = 100
@@ -28,13 +33,13 @@ def get_config(arg: str = ""):
   c.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
   if a.local:
     # 2 CPU cores, about 2 hours: the tiny variant, shorter crops, a lighter discriminator
-    common.local(c, {"model.variant": "tiny", "data.clip_seconds": 0.5, "discriminator.filters": 8,
+    common.local(c, {"model.variant": "tiny", "data.clip_seconds": 1.0, "discriminator.filters": 8,
                      "discriminator.n_ffts": [512, 1024, 256], "train.steps": 3000, "train.batch_size": 16,
                      "train.log_every": 50, "train.progress_bar": True, "eval.every_steps": 500,
                      "eval.batch_size": 16, "eval.max_examples": 128, "checkpoint.every_steps": 250})
   if a.smoke:
-    common.local(c, {"data.name": "espeak_prompt/tiny", "model.variant": "tiny", "data.clip_seconds": 0.25,
-                     "loss.mel_log2_windows": [6, 7, 8, 9], "discriminator.filters": 4,
+    common.local(c, {"data.name": "espeak_prompt/tiny", "model.variant": "tiny", "model.overrides": {},
+                     "data.clip_seconds": 0.25, "loss.mel_log2_windows": [6, 7, 8, 9], "discriminator.filters": 4,
                      "discriminator.n_ffts": [256, 512], "train.steps": 6, "train.batch_size": 8,
                      "train.log_every": 2, "optim.generator.warmup_steps": 2,
                      "optim.discriminator.warmup_steps": 2, "eval.batch_size": 8, "eval.clip_seconds": 1.0,

@@ -4,9 +4,9 @@ For ``--max-clips`` evenly spaced clips of a speech dataset's split (at 16 kHz),
 the clip: the codec at each of its bandwidths (``model(wave, active=K)``: the first K codebooks, exactly as
 ``encode(n_q=K)`` then ``decode``; clips are zero-padded to 1, 2, 4, 8... seconds so that a few compilations serve
 every length, which changes only the last partial frame), Opus through PyAV at 6, 8 and 12 kbps and at the codec's
-bandwidths that Opus supports (≥ 6 kbps; :mod:`experiments.codec.judges`: libopus' defaults, the pre-skip removed),
-and two controls: the **input** itself (each measure's best) and **another clip** (the next evaluated clip cut or
-repeated to the same length: a measure's level for unrelated speech). Each is scored against the clip:
+bandwidths that Opus supports (≥ 6 kbps; :mod:`experiments.codec.studies.judges`: libopus' defaults, the pre-skip
+removed), and two controls: the **input** itself (each measure's best) and **another clip** (the next evaluated clip
+cut or repeated to the same length: a measure's level for unrelated speech). Each is scored against the clip:
 
 - log-mel distance and SI-SNR (:mod:`audiojax.eval.codec`), STOI (pystoi), PESQ wide-band (pesq; a clip on which it
   finds no utterance, or too short, is counted as failed), DNSMOS P.835 OVRL (speechmos; no reference), and on the
@@ -19,7 +19,7 @@ A judge whose package is missing is skipped with a note; ``pip install -e '.[jud
 Writes ``OUT/results.json`` (per system: kbps, per measure mean, count and failures), ``OUT/table.md`` (printed too)
 and ``OUT/clips.jsonl`` (every clip's scores and transcripts).
 
-Command:  python experiments/codec/evaluate.py --checkpoint ~/runs/codec_speech_model --dataset debspeech \
+Command:  python experiments/codec/studies/evaluate.py --checkpoint ~/runs/codec_speech_model --dataset debspeech \
             --data-dir data/tfds --split test --max-clips 100 --out ~/runs/codec_eval
           (debspeech's test split has 10 English clips, which 100 evenly spaced clips miss: for the WER add a run
           with --languages en --max-clips 10)
@@ -33,7 +33,7 @@ import os
 import sys
 
 if __package__ in (None, ""):  # run as a script: the repository root on the path, for `experiments.codec`
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+  sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")))
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
@@ -46,7 +46,7 @@ import numpy as np  # noqa: E402
 import soxr  # noqa: E402
 
 from audiojax.errors import UserError  # noqa: E402
-from experiments.codec import judges as judges_lib  # noqa: E402
+from experiments.codec.studies import judges as judges_lib  # noqa: E402
 
 RATE = judges_lib.JUDGE_RATE  # every system is compared at 16 kHz
 OPUS_KBPS = (6.0, 8.0, 12.0)
