@@ -236,6 +236,7 @@ def Model(variant: str = "tiny", **overrides: Any) -> Codec:  # noqa: N802 (fact
   if variant not in VARIANTS:
     raise UserError(f"unknown codec variant '{variant}' (config.model.variant); choose one of {sorted(VARIANTS)}")
   check_fields(Codec, overrides)
+  overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}  # a JSON config's lists
   return Codec(**{**VARIANTS[variant], **overrides})
 
 
