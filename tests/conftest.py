@@ -1,5 +1,8 @@
 """Test setup: 8 simulated CPU devices (sharding tests), float32 matmuls at full precision."""
+import atexit
 import os
+import shutil
+import tempfile
 
 from audiojax.tasks import registry
 
@@ -10,6 +13,13 @@ os.environ.setdefault("AUDIOJAX_COMPILATION_CACHE", "")  # in-process CLI calls 
 import jax  # noqa: E402
 
 jax.config.update("jax_default_matmul_precision", "highest")
+# Tests train the same small models again and again (a run, then its resumption; one config in many files): a
+# compilation cache private to this test process compiles each program once. Subprocesses and the CLI's own cache
+# stay off (AUDIOJAX_COMPILATION_CACHE above).
+_XLA_CACHE = tempfile.mkdtemp(prefix="audiojax_test_xla_")
+atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
+jax.config.update("jax_compilation_cache_dir", _XLA_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 import pytest  # noqa: E402
 

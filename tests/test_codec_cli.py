@@ -134,7 +134,7 @@ def test_unknown_bandwidth_and_output_format_are_one_line_errors(model_dir, tmp_
   assert_one_line_error(code, err, "out.mp3", "--out ending in .wav, .flac, .ogg")
   code, _, err = run_cli(["codec", "encode", str(clip), "--checkpoint", str(tmp_path), "--bandwidth", "0.9",
                           "--out", str(tmp_path / "codes.npz")], capsys)
-  assert_one_line_error(code, err, "is not a codec model directory", "convert encodec")
+  assert_one_line_error(code, err, "is neither a codec model directory", "convert encodec")
 
 
 def test_decoding_needs_the_model_that_encoded(model_dir, encoded, tmp_path, capsys):

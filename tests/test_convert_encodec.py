@@ -158,7 +158,7 @@ def test_convert_cli_writes_a_model_directory_that_loads(original_state_dict, co
     np.testing.assert_array_equal(a, b)
   with pytest.raises(UserError, match="already holds a model directory"):
     convert_encodec.convert(str(path), str(tmp_path / "out"))
-  with pytest.raises(UserError, match="not a codec model directory"):
+  with pytest.raises(UserError, match="neither a codec model directory"):
     load.codec(str(tmp_path))
 
 
