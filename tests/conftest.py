@@ -52,3 +52,14 @@ def trained_workdir(tiny_data_dir, tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("trained"))
   loop.train(registry.build(smoke_config(tiny_data_dir)), workdir)
   return workdir
+
+
+@pytest.fixture(scope="session")
+def espeak_tiny_dir(tmp_path_factory):
+  """The synthetic speech corpus's tiny config (``espeak_prompt/tiny``), built once per test session."""
+  if shutil.which("espeak-ng") is None and shutil.which("apt-get") is None:
+    pytest.skip("neither espeak-ng nor apt-get is installed, so espeak-ng cannot be fetched")
+  from audiojax.data.builders import espeak_prompt
+  root = str(tmp_path_factory.mktemp("tfds"))
+  espeak_prompt.EspeakPrompt(config="tiny", data_dir=root, file_format="array_record").download_and_prepare()
+  return root

@@ -1,7 +1,6 @@
 """PromptASR end to end on real espeak-ng speech: train (smoke), evaluate, resume, export and transcribe."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -12,7 +11,6 @@ import tensorflow_datasets as tfds
 
 from audiojax import cli
 from audiojax.config import loader as config_lib
-from audiojax.data.builders import espeak_prompt
 from audiojax.inference import load
 from audiojax.inference import transcriber as asr_inference
 from audiojax.inference.transcriber import Transcriber
@@ -21,12 +19,8 @@ from audiojax.train import loop
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  if shutil.which("espeak-ng") is None and shutil.which("apt-get") is None:
-    pytest.skip("neither espeak-ng nor apt-get is installed, so espeak-ng cannot be fetched")
-  root = str(tmp_path_factory.mktemp("tfds"))
-  espeak_prompt.EspeakPrompt(config="tiny", data_dir=root, file_format="array_record").download_and_prepare()
-  return root
+def data_dir(espeak_tiny_dir):
+  return espeak_tiny_dir
 
 
 @pytest.fixture(scope="module")

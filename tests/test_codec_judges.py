@@ -3,7 +3,6 @@ input itself at their best and noise low, the table builder, and experiments/cod
 random-weight tiny codec over 3 clips of espeak_prompt/tiny (Whisper and DNSMOS left out there: they are slow)."""
 import dataclasses
 import json
-import shutil
 
 import flax.linen as nn
 import jax
@@ -184,14 +183,8 @@ def random_codec_dir(path):
 
 
 @pytest.fixture(scope="module")
-def espeak_data_dir(tmp_path_factory):
-  if shutil.which("espeak-ng") is None and shutil.which("apt-get") is None:
-    pytest.skip("neither espeak-ng nor apt-get is installed, so espeak-ng cannot be fetched")
-  from audiojax.data.builders import espeak_prompt
-
-  root = str(tmp_path_factory.mktemp("tfds"))
-  espeak_prompt.EspeakPrompt(config="tiny", data_dir=root, file_format="array_record").download_and_prepare()
-  return root
+def espeak_data_dir(espeak_tiny_dir):
+  return espeak_tiny_dir
 
 
 def test_k_active_codebooks_decode_as_the_codes_of_k():

@@ -2,7 +2,6 @@
 workdir and exported model directory both serve the codec commands."""
 import json
 import os
-import shutil
 
 import jax
 import numpy as np
@@ -12,7 +11,6 @@ import tensorflow_datasets as tfds
 
 from audiojax import cli
 from audiojax.config import loader as config_lib
-from audiojax.data.builders import espeak_prompt
 from audiojax.errors import UserError
 from audiojax.eval import codec as codec_eval
 from audiojax.tasks import registry
@@ -22,12 +20,8 @@ STEPS = 16
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  if shutil.which("espeak-ng") is None and shutil.which("apt-get") is None:
-    pytest.skip("neither espeak-ng nor apt-get is installed, so espeak-ng cannot be fetched")
-  root = str(tmp_path_factory.mktemp("tfds"))
-  espeak_prompt.EspeakPrompt(config="tiny", data_dir=root, file_format="array_record").download_and_prepare()
-  return root
+def data_dir(espeak_tiny_dir):
+  return espeak_tiny_dir
 
 
 def smoke_config(data_dir, **fields):
