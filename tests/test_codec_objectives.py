@@ -70,3 +70,21 @@ def test_balancer_follows_encodecs_recurrence():
     g = {n: v if n == k else v + 1e-30 for n, v in g.items()}
     out, _ = fresh.combine(g, fresh.init())
     assert abs(float(jnp.linalg.norm(out, axis=1).mean()) - weights[k] / sum(weights.values())) < 1e-3
+
+
+def test_balancer_given_a_subset_shares_among_it_and_keeps_the_others_averages():
+  weights = {"l1": 0.1, "mel": 1.0, "adv": 3.0}
+  balancer = codec.Balancer(weights, decay=0.9)
+  rng = np.random.default_rng(3)
+  grads = {k: rng.standard_normal((2, 40)).astype(np.float32) for k in weights}
+  _, state = balancer.combine({k: jnp.asarray(v) for k, v in grads.items()}, balancer.init())
+  adv_before = (float(state["sums"]["adv"]), float(state["counts"]["adv"]))
+  subset = {k: jnp.asarray(grads[k]) * 5.0 for k in ("l1", "mel")}
+  out, state = balancer.combine(subset, state)
+  assert (float(state["sums"]["adv"]), float(state["counts"]["adv"])) == adv_before
+  want = 0.0
+  for k in subset:
+    norm = np.linalg.norm(grads[k], axis=1).mean()
+    average = (0.9 * norm + 5.0 * norm) / (0.9 + 1.0)
+    want = want + (weights[k] / 1.1) * 5.0 * grads[k] / average
+  np.testing.assert_allclose(out, want, rtol=1e-5)

@@ -38,18 +38,22 @@ def smoke_config(data_dir, **fields):
 
 @pytest.fixture(scope="module")
 def trained(data_dir, tmp_path_factory):
-  """A run stopped halfway and resumed, evaluated at the start and at the end."""
+  """A run stopped halfway and resumed, evaluated at the start and at the end; the discriminator starts after a
+  quarter of the steps."""
   workdir = str(tmp_path_factory.mktemp("codec"))
-  config = smoke_config(data_dir, eval__at_start=True)
+  config = smoke_config(data_dir, eval__at_start=True, loss__adversarial_start=STEPS // 4)
   loop.train(registry.build(config), workdir, until_step=STEPS // 2)
   result = loop.train(registry.build(config), workdir)
   return workdir, result
 
 
-def _evals(workdir):
+def _rows(workdir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    rows = [json.loads(line) for line in f]
-  return {r["step"]: r for r in rows if "eval/mel_distance" in r}
+    return [json.loads(line) for line in f]
+
+
+def _evals(workdir):
+  return {r["step"]: r for r in _rows(workdir) if "eval/mel_distance" in r}
 
 
 def test_training_beats_the_untrained_codec_on_held_out_speech(trained):
@@ -63,12 +67,15 @@ def test_training_beats_the_untrained_codec_on_held_out_speech(trained):
   for key in ("generator/mel", "generator/adversarial", "generator/feature", "discriminator/loss", "codebooks"):
     assert np.isfinite(train[key])
   assert 1 <= train["codebooks"] <= 8
+  logged = [r for r in _rows(workdir) if "adversary" in r]
+  assert logged[0]["adversary"] == 0 and logged[0]["discriminator/loss"] == 0  # the warm-up: reconstruction alone
+  assert logged[-1]["adversary"] == 1 and logged[-1]["discriminator/loss"] > 0
 
 
 def test_resumed_run_equals_the_straight_run_bitwise(trained, data_dir, tmp_path):
   workdir, _ = trained
   straight = str(tmp_path / "straight")
-  loop.train(registry.build(smoke_config(data_dir, eval__at_start=True)), straight)
+  loop.train(registry.build(smoke_config(data_dir, eval__at_start=True, loss__adversarial_start=STEPS // 4)), straight)
   a, b = (checkpoint.restore_variables(w) for w in (workdir, straight))
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(x, y)

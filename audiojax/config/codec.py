@@ -21,6 +21,7 @@ def codec() -> ml_collections.ConfigDict:
   c.loss.weights = ml_collections.ConfigDict({"time_l1": 0.1, "mel": 1.0, "adversarial": 3.0, "feature": 3.0})
   c.loss.balancer = True  # False: the weights multiply the losses' gradients as they are
   c.loss.balancer_decay = 0.999
+  c.loss.adversarial_start = 0  # steps of reconstruction losses alone before the discriminator starts
   c.loss.commitment = 1.0
   c.loss.quantizer_dropout = True  # False: every batch uses all the codebooks
   c.loss.mel_log2_windows = [6, 7, 8, 9, 10]

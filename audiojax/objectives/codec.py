@@ -68,7 +68,11 @@ class Balancer:
   bias-corrected exponential moving average (``decay``) of its norm (per example, averaged over the batch). Each
   loss thus takes its weight's share of the gradient, whatever its scale.
 
-  ``state``: ``{"sums": {name: ()}, "count": ()}`` float32, carried by the train state."""
+  :meth:`combine` may be given a subset of the losses (e.g. before the adversarial losses start): the shares are
+  then those of the subset's weights, and only the subset's averages move (each loss keeps its own count, as
+  audiocraft's averager does).
+
+  ``state``: ``{"sums": {name: ()}, "counts": {name: ()}}`` float32, carried by the train state."""
 
   weights: dict[str, float]
   decay: float = 0.999
@@ -76,17 +80,19 @@ class Balancer:
   eps: float = 1e-12
 
   def init(self) -> dict:
-    return {"sums": {k: jnp.zeros((), jnp.float32) for k in self.weights}, "count": jnp.zeros((), jnp.float32)}
+    zeros = lambda: {k: jnp.zeros((), jnp.float32) for k in self.weights}
+    return {"sums": zeros(), "counts": zeros()}
 
   def combine(self, grads: dict[str, jax.Array], state: dict) -> tuple[jax.Array, dict]:
-    """``grads {name: (B, ...)}`` → ``(the combined gradient (B, ...), the new state)``."""
-    count = self.decay * state["count"] + 1.0
-    sums, out = {}, 0.0
-    total_weight = sum(self.weights.values())
-    for name, weight in self.weights.items():
-      g = grads[name]
+    """``grads {name: (B, ...)}`` for some or all of the losses → ``(the combined gradient (B, ...), the new
+    state)``."""
+    sums, counts = dict(state["sums"]), dict(state["counts"])
+    total_weight = sum(self.weights[name] for name in grads)
+    out = 0.0
+    for name, g in grads.items():
       norm = jnp.mean(jnp.sqrt(jnp.sum(jnp.square(g.reshape(g.shape[0], -1)), axis=1)))
-      sums[name] = self.decay * state["sums"][name] + norm
-      average = sums[name] / count
-      out = out + self.total_norm * (weight / total_weight) * g / (self.eps + average)
-    return out, {"sums": sums, "count": count}
+      sums[name] = self.decay * sums[name] + norm
+      counts[name] = self.decay * counts[name] + 1.0
+      average = sums[name] / counts[name]
+      out = out + self.total_norm * (self.weights[name] / total_weight) * g / (self.eps + average)
+    return out, {"sums": sums, "counts": counts}

@@ -10,11 +10,16 @@ One step (:meth:`CodecTask.train_step`), on a batch of crops ``wave (B, L)``:
    commitment loss's flows back through the codec;
 3. the discriminator learns to tell the input from the (detached) resynthesis of step 1 with the hinge loss.
 
+``config.loss.adversarial_start`` steps of reconstruction losses alone (time L1, mel; the discriminator rests) may
+come first, a warm-up for short schedules where an untrained discriminator's gradients would only add noise; with
+the adversarial and feature weights both 0 the discriminator never runs.
+
 Evaluation scores held-out clips at every bandwidth of the model: log-mel distance and SI-SNR of the resynthesis,
 and each codebook's usage (perplexity) over the held-out frames.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable
 
@@ -67,6 +72,8 @@ class CodecTask(Task):
       raise UserError(f"config.loss.weights must give each of {', '.join(LOSSES)} a weight ≥ 0 (not all 0); got "
                       f"{weights}")
     self.weights = {k: float(weights[k]) for k in LOSSES}
+    self.adversarial = self.weights["adversarial"] > 0 or self.weights["feature"] > 0
+    self.adversarial_start = int(config.loss.get("adversarial_start", 0))
     self.balancer = (objectives.Balancer(self.weights, decay=float(config.loss.balancer_decay))
                      if config.loss.balancer else None)
     if int(config.train.grad_accum_steps) != 1:
@@ -96,11 +103,11 @@ class CodecTask(Task):
 
   def train_step(self, trainer: Any, state: Any, batch: dict[str, jax.Array], rng: jax.Array, frozen: dict
                  ) -> tuple[Any, dict[str, jax.Array]]:
-    """One generator and one discriminator update (the module docstring's steps 1–3)."""
+    """One generator update and, once the adversary has started, one discriminator update (the module
+    docstring's steps 1–3)."""
     wave = batch["wave"]
     quantizer_key, dropout_key = jax.random.split(rng)
     active = self._active_codebooks(dropout_key)
-    disc_params = state.params["discriminator"]
 
     def generate(params):
       out, mutated = self.model.apply({"params": params, CODEBOOKS: state.model_state[CODEBOOKS]}, wave, train=True,
@@ -109,16 +116,57 @@ class CodecTask(Task):
 
     (fake, commitment), codec_backward, (codebooks, usage) = jax.vjp(generate, state.params["generator"],
                                                                      has_aux=True)
-    values, grads = self._generator_losses(disc_params, wave, fake)
-    model_state = {**state.model_state, CODEBOOKS: codebooks}
-    if self.balancer:
-      wave_grad, model_state[BALANCER] = self.balancer.combine(grads, state.model_state[BALANCER])
+    reconstruction = self._reconstruction_losses(wave, fake)
+    with_adversary = functools.partial(self._adversarial_update, trainer, wave, fake, reconstruction)
+    without = functools.partial(self._reconstruction_update, trainer, reconstruction)
+    if not self.adversarial:
+      state, wave_grad, values = without(state)
+    elif self.adversarial_start <= 0:
+      state, wave_grad, values = with_adversary(state)
     else:
-      wave_grad = sum(self.weights[k] * grads[k] for k in LOSSES)
+      state, wave_grad, values = jax.lax.cond(state.step >= self.adversarial_start, with_adversary, without, state)
     commitment_weight = jnp.asarray(self.config.loss.commitment, commitment.dtype)
     (generator_grads,) = codec_backward((wave_grad, commitment_weight))
+    model_state = {**state.model_state, CODEBOOKS: codebooks}
     state, generator_stats = trainer.apply_gradients(state.replace(model_state=model_state), generator_grads,
                                                      "generator")
+    generator_loss = sum(self.weights[k] * values[k] for k in LOSSES) + commitment_weight * commitment
+    on = jnp.arange(usage.shape[0]) < active
+    metrics = {"loss": generator_loss, **{f"generator/{k}": values[k] for k in LOSSES},
+               "generator/commitment": commitment, "codebooks": jnp.asarray(active, jnp.float32),
+               "perplexity": jnp.sum(jnp.where(on, usage, 0.0)) / jnp.sum(on)}
+    metrics |= {f"generator/{k}": v for k, v in generator_stats.items()}
+    if self.adversarial:
+      metrics |= {"adversary": values["adversary"],
+                  **{f"discriminator/{k}": values[f"discriminator/{k}"] for k in ("loss", "grad_norm", "lr")}}
+    return state, metrics
+
+  def _combine(self, grads: dict[str, jax.Array], state: Any) -> tuple[Any, jax.Array]:
+    """The gradient reaching the decoded wave from ``grads {loss: (B, L)}`` (some or all of :data:`LOSSES`): the
+    balancer's (its state moves) or the fixed weights'."""
+    if not self.balancer:
+      return state, sum(self.weights[k] * g for k, g in grads.items())
+    wave_grad, balancer_state = self.balancer.combine(grads, state.model_state[BALANCER])
+    return state.replace(model_state={**state.model_state, BALANCER: balancer_state}), wave_grad
+
+  def _reconstruction_update(self, trainer: Any, reconstruction: tuple[dict, dict], state: Any
+                             ) -> tuple[Any, jax.Array, dict[str, jax.Array]]:
+    """Before the adversary starts (or without one): the reconstruction losses alone; the discriminator rests."""
+    values, grads = reconstruction
+    state, wave_grad = self._combine(grads, state)
+    zero = jnp.zeros((), jnp.float32)
+    values = {**values, "adversarial": zero, "feature": zero}
+    if self.adversarial:
+      values |= {"adversary": zero, "discriminator/loss": zero, "discriminator/grad_norm": zero,
+                 "discriminator/lr": trainer.optimizers["discriminator"][1](state.step)}
+    return state, wave_grad, values
+
+  def _adversarial_update(self, trainer: Any, wave: jax.Array, fake: jax.Array, reconstruction: tuple[dict, dict],
+                          state: Any) -> tuple[Any, jax.Array, dict[str, jax.Array]]:
+    """Every loss, and one discriminator update (hinge) on the input against the detached resynthesis."""
+    disc_params = state.params["discriminator"]
+    adversarial_values, adversarial_grads = self._adversarial_losses(disc_params, wave, fake)
+    state, wave_grad = self._combine({**reconstruction[1], **adversarial_grads}, state)
 
     def discriminator_loss(params):
       real_logits, _ = self._discriminate(params, wave)
@@ -127,25 +175,26 @@ class CodecTask(Task):
 
     disc_loss, disc_grads = jax.value_and_grad(discriminator_loss)(disc_params)
     state, disc_stats = trainer.apply_gradients(state, disc_grads, "discriminator")
-    generator_loss = sum(self.weights[k] * values[k] for k in LOSSES) + commitment_weight * commitment
-    on = jnp.arange(usage.shape[0]) < active
-    metrics = {"loss": generator_loss, **{f"generator/{k}": v for k, v in values.items()},
-               "generator/commitment": commitment, "discriminator/loss": disc_loss,
-               "codebooks": jnp.asarray(active, jnp.float32),
-               "perplexity": jnp.sum(jnp.where(on, usage, 0.0)) / jnp.sum(on)}
-    metrics |= {f"generator/{k}": v for k, v in generator_stats.items()}
-    metrics |= {f"discriminator/{k}": v for k, v in disc_stats.items()}
-    return state, metrics
+    values = {**reconstruction[0], **adversarial_values, "adversary": jnp.ones((), jnp.float32),
+              "discriminator/loss": disc_loss, **{f"discriminator/{k}": v for k, v in disc_stats.items()}}
+    return state, wave_grad, values
 
-  def _generator_losses(self, disc_params: Any, wave: jax.Array, fake: jax.Array
-                        ) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
-    """Each generator loss of the resynthesis ``fake (B, L)`` of ``wave`` and its gradient with respect to
-    ``fake`` → ``({name: ()}, {name: (B, L)})``; the discriminator runs once on each of ``wave`` and ``fake``."""
+  def _reconstruction_losses(self, wave: jax.Array, fake: jax.Array
+                             ) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+    """Time L1 and multi-scale mel of the resynthesis ``fake (B, L)`` of ``wave``, and their gradients with respect
+    to ``fake`` → ``({name: ()}, {name: (B, L)})``."""
     windows = tuple(int(w) for w in self.config.loss.mel_log2_windows)
     values, grads = {}, {}
     values["time_l1"], grads["time_l1"] = jax.value_and_grad(lambda y: objectives.time_l1(wave, y))(fake)
     values["mel"], grads["mel"] = jax.value_and_grad(
         lambda y: objectives.multiscale_mel_loss(wave, y, self.sample_rate, windows))(fake)
+    return values, grads
+
+  def _adversarial_losses(self, disc_params: Any, wave: jax.Array, fake: jax.Array
+                          ) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+    """The hinge adversarial and feature-matching losses of ``fake (B, L)`` and their gradients with respect to
+    ``fake``, as :meth:`_reconstruction_losses`; the discriminator runs once on each of ``wave`` and ``fake``."""
+    values, grads = {}, {}
     _, real_maps = self._discriminate(disc_params, wave)
     real_maps = jax.lax.stop_gradient(real_maps)
     (fake_logits, fake_maps), disc_backward = jax.vjp(lambda y: self._discriminate(disc_params, y), fake)
