@@ -1,16 +1,21 @@
-"""What users expect around the models: provenance of every run, a curve that is current after each evaluation, and
-batch commands that keep going past a bad file."""
+"""What users expect around the models: provenance of every run, a curve that is current after each evaluation,
+batch commands that keep going past a bad file, and workdirs and model directories in cloud buckets."""
 import json
 import os
 import shutil
 
+import fsspec
 import numpy as np
+import pytest
 import soundfile as sf
 from conftest import smoke_config
+from fsspec.implementations.memory import MemoryFileSystem
 
-from audiojax import cli
+from audiojax import cli, paths
+from audiojax.config import loader as config_lib
 from audiojax.tasks import registry
-from audiojax.train import loop, provenance
+from audiojax.train import export, loop, provenance
+from audiojax.train import metrics as metrics_lib
 
 
 def test_every_start_of_a_run_records_its_environment(tiny_data_dir, tmp_path):
@@ -113,3 +118,67 @@ def test_evaluations_put_a_log_mel_image_and_the_labels_in_tensorboard(trained_w
   tags = _event_tags(os.path.join(trained_workdir, "tensorboard"))
   assert tags.get("eval/clip_log_mel") == "image" and tags.get("eval/mAP") == "simple_value"
   assert any(tag.startswith("eval/clip_labels") for tag in tags)
+
+
+class _MemoryBucket(MemoryFileSystem):
+  """An in-memory stand-in for Google Cloud Storage behind fsspec (gcsfs' protocol and constructor arguments), so
+  that ``gs://`` paths take the code path they take on a TPU VM, through etils.epath, without a network."""
+
+  protocol = ("gcs", "gs")
+
+  def __init__(self, *args, finalize_on_close=False, **kwargs):
+    super().__init__(*args, **kwargs)
+
+
+@pytest.fixture
+def bucket(monkeypatch, tmp_path):
+  for protocol in _MemoryBucket.protocol:
+    fsspec.register_implementation(protocol, _MemoryBucket, clobber=True)
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+  yield "gs://audiojax-test"
+  _MemoryBucket.store.clear()
+  _MemoryBucket.pseudo_dirs.clear()
+  _MemoryBucket.pseudo_dirs.append("")
+
+
+def test_a_workdir_in_a_bucket_gets_its_records_there(bucket):
+  workdir = f"{bucket}/runs/demo"
+  loop.check_workdir(workdir)
+  loop.make_workdir(workdir)
+  assert not os.path.exists("gs:") and not os.path.exists(os.path.join("gs:", "audiojax-test"))
+  config = config_lib.load("experiments/ced/demo.py:local")
+  config_lib.save(config, paths.resolve(workdir) / "config.json")
+  restored = config_lib.restore(f"{workdir}/config.json")
+  assert json.loads(restored.to_json_best_effort()) == json.loads(config.to_json_best_effort())
+  writer = metrics_lib.MetricWriter(workdir)
+  for step in (1, 2, 3):
+    writer.write(step, {"loss": 1.0 / step, "eval/mAP": 0.1 * step})
+  writer.close()
+  resumed = metrics_lib.MetricWriter(workdir, resumed_from=2)  # step 3 is repeated by the resumed run
+  resumed.write(3, {"loss": 0.25})
+  resumed.close()
+  assert [(r["step"], r["loss"]) for r in metrics_lib.read(workdir)] == [(1, 1.0), (2, 0.5), (3, 0.25)]
+  events = list((paths.resolve(workdir) / "tensorboard").iterdir())
+  assert events and all(e.name.startswith("events.") and e.stat().length > 0 for e in events)
+  provenance.record(workdir, 0)
+  provenance.record(workdir, 3)
+  runs = json.loads((paths.resolve(workdir) / provenance.FILE).read_text())["runs"]
+  assert [r["start_step"] for r in runs] == [0, 3]
+  png = metrics_lib.plot_training_curve(workdir)
+  assert png == f"{workdir}/training_curve.png" and paths.resolve(png).read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_model_exported_to_a_bucket_tags_by_its_uri(trained_workdir, bucket, tmp_path, capsys):
+  clip = str(tmp_path / "clip.wav")
+  t = np.arange(24000) / 16000
+  sf.write(clip, (0.3 * np.sin(2 * np.pi * 660 * t)).astype(np.float32), 16000)
+  model = f"{bucket}/models/ced-demo"
+  cli.main(["export", trained_workdir, "--out", model])
+  assert f"to {model}" in capsys.readouterr().out
+  assert export.is_model_dir(model)
+  assert {"model.json", "model.safetensors", "class_names.txt", "README.md"} <= {
+      p.name for p in paths.resolve(model).iterdir()}
+  assert _tag(model, clip, capsys) == _tag(trained_workdir, clip, capsys)
+  with pytest.raises(SystemExit):  # a second export to the same place without --force
+    cli.main(["export", trained_workdir, "--out", model])
+  assert "already holds a model directory" in capsys.readouterr().err

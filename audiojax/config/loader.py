@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import ml_collections
 
+from audiojax import paths
 from audiojax.errors import UserError
 
 PREFIX = "--config."
@@ -134,20 +135,16 @@ def override(config: ml_collections.ConfigDict, args: Sequence[str]) -> ml_colle
 
 def save(config: ml_collections.ConfigDict, path: str) -> None:
   """Writes ``config`` as JSON at ``path``, atomically (a reader sees the old file or the new one)."""
-  tmp = f"{path}.tmp"
-  with open(tmp, "w") as f:
-    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-  os.replace(tmp, path)
+  paths.write_atomic(path, config.to_json_best_effort(indent=2, sort_keys=True))
 
 
 def restore(path: str) -> ml_collections.ConfigDict:
   """Reads a config saved by :func:`save` (a workdir's ``config.json``)."""
-  if not os.path.isfile(path):
+  if not paths.resolve(path).is_file():
     raise UserError(f"'{path}' does not exist; point --workdir/--checkpoint at a directory written by "
                     f"'python -m audiojax train'")
   try:
-    with open(path) as f:
-      return ml_collections.ConfigDict(json.load(f))
+    return ml_collections.ConfigDict(json.loads(paths.resolve(path).read_text()))
   except (ValueError, TypeError) as e:
     raise UserError(f"'{path}' is not a config written by 'python -m audiojax train' ({e}); restore it from the "
                     f"run's copy or train again") from None

@@ -9,6 +9,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 
+from audiojax import paths
 from audiojax.config import loader
 from audiojax.errors import UserError
 from audiojax.models import ced as ced_model
@@ -23,17 +24,20 @@ from audiojax.train import checkpoint, export
 
 
 def require_dir(path: str) -> str:
-  """The local folder of ``path``: made absolute, or for ``hf://org/name[@revision]`` the Hugging Face Hub snapshot
-  (downloaded, or with ``HF_HUB_OFFLINE=1`` read from the local hub cache; needs ``audiojax[hub]``). A missing
-  directory is a UserError."""
+  """The folder of ``path``: a local one made absolute; for ``hf://org/name[@revision]`` the Hugging Face Hub
+  snapshot (downloaded, or with ``HF_HUB_OFFLINE=1`` read from the local hub cache; needs ``audiojax[hub]``); a
+  model directory in a bucket (``gs://...``) copied into the local cache; a training workdir in a bucket as it is
+  (its checkpoints are read in place). A missing directory is a UserError."""
   if path.startswith(HUB_PREFIX):
     return hub_snapshot(path)
-  path = os.path.abspath(path)
-  if os.path.isfile(path):
-    raise UserError(f"checkpoint '{path}' is a file; give a training workdir or a model directory (a folder)")
-  if not os.path.isdir(path):
-    raise UserError(f"checkpoint '{path}' does not exist; give a training workdir or a converted model directory")
-  return path
+  folder = paths.resolve(path)
+  if folder.is_file():
+    raise UserError(f"checkpoint '{folder}' is a file; give a training workdir or a model directory (a folder)")
+  if not folder.is_dir():
+    raise UserError(f"checkpoint '{folder}' does not exist; give a training workdir or a converted model directory")
+  if paths.is_uri(folder) and export.is_model_dir(str(folder)):
+    return paths.local_copy(folder)
+  return str(folder)
 
 
 HUB_PREFIX = "hf://"
@@ -56,9 +60,10 @@ def hub_snapshot(reference: str) -> str:
 
 def workdir_config(path: str) -> Any | None:
   """The completed config of a training workdir, or None when ``path`` is none."""
-  if not os.path.isfile(os.path.join(path, "config.json")):
+  file = paths.resolve(path) / "config.json"
+  if not file.is_file():
     return None
-  return registry.with_current_defaults(loader.restore(os.path.join(path, "config.json")))
+  return registry.with_current_defaults(loader.restore(file))
 
 
 def variables(path: str, model: nn.Module, *inputs: Any) -> dict[str, Any]:
@@ -119,11 +124,11 @@ def prompt_asr(path: str) -> tuple[prompt_asr_model.PromptASR, dict[str, Any], T
   holds ``max_seconds`` (the window), ``max_prompt_bytes`` and, with a BERT prompt encoder, ``vocab_dir`` and
   ``max_prompt_tokens``."""
   path = require_dir(path)
-  tokenizer_file = os.path.join(path, asr.TOKENIZER_FILE)
-  if not os.path.isfile(tokenizer_file):
+  tokenizer_file = paths.resolve(path) / asr.TOKENIZER_FILE
+  if not tokenizer_file.is_file():
     raise UserError(f"'{path}' has no {asr.TOKENIZER_FILE}; point --checkpoint at a PromptASR training workdir or "
                     f"model directory")
-  tokenizer = Tokenizer(tokenizer_file)
+  tokenizer = Tokenizer(paths.local_copy(tokenizer_file))
   if export.is_model_dir(path):
     meta = export.read_meta(path, prompt_asr_model.FAMILY)
     settings = {"max_seconds": meta["max_seconds"], "max_prompt_bytes": meta["max_prompt_bytes"]}

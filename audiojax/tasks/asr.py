@@ -41,7 +41,6 @@ import functools
 import logging
 import os
 import re
-import shutil
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -51,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 import tensorflow_datasets as tfds
 
+from audiojax import paths
 from audiojax.audio import speed
 from audiojax.audio.io import from_pcm16
 from audiojax.convert import bert as bert_dirs
@@ -565,12 +565,12 @@ class AsrTask(Task):
 
   def save_assets(self, workdir: str) -> None:
     """Copies the tokenizer (and the converted BERT) next to the checkpoints, so the workdir alone can transcribe."""
-    target = os.path.join(workdir, TOKENIZER_FILE)
-    if os.path.abspath(tokenizer_path(self.config)) != os.path.abspath(target):
-      shutil.copyfile(tokenizer_path(self.config), target)
-    bert_copy = os.path.join(workdir, BERT_DIR)
-    if self.bert_dir and os.path.abspath(self.bert_dir) != os.path.abspath(bert_copy):
-      shutil.copytree(self.bert_dir, bert_copy, dirs_exist_ok=True)
+    target = paths.resolve(workdir) / TOKENIZER_FILE
+    if paths.resolve(tokenizer_path(self.config)) != target:
+      paths.resolve(tokenizer_path(self.config)).copy(target, overwrite=True)
+    bert_copy = paths.resolve(workdir) / BERT_DIR
+    if self.bert_dir and paths.resolve(self.bert_dir) != bert_copy:
+      paths.copy_tree(self.bert_dir, bert_copy)
 
   def export(self, path: str, variables: dict[str, Any], force: bool = False) -> None:
     """Writes a model directory: the model's variant and overrides, the input settings inference needs
@@ -584,9 +584,10 @@ class AsrTask(Task):
                   max_prompt_tokens=int(config.data.get("max_prompt_tokens", 128)))
 
     def assets(folder: str) -> None:
-      shutil.copyfile(tokenizer_path(config), os.path.join(folder, TOKENIZER_FILE))
+      paths.resolve(tokenizer_path(config)).copy(paths.resolve(folder) / TOKENIZER_FILE, overwrite=True)
       if self.bert_dir:
-        wordpiece.WordPiece.from_dir(self.bert_dir).save(os.path.join(folder, BERT_VOCAB_DIR))
+        vocabulary = wordpiece.WordPiece.from_dir(paths.local_copy(self.bert_dir))
+        vocabulary.save(paths.resolve(folder) / BERT_VOCAB_DIR)
 
     export.save(path, prompt_asr.FAMILY, meta, variables, None, assets=assets, force=force)
 
@@ -603,11 +604,12 @@ class AsrTask(Task):
   def workdir_config(cls, config: Any, workdir: str) -> Any:
     """The workdir's own tokenizer (and BERT copy, :meth:`save_assets`) instead of the paths it was trained from,
     so a workdir alone evaluates, averages and transcribes."""
+    folder = paths.resolve(workdir)
     with config.unlocked():
-      if os.path.isfile(os.path.join(workdir, TOKENIZER_FILE)):
-        config.tokenizer.path = os.path.join(workdir, TOKENIZER_FILE)
-      if config.model.get("text_encoder", "bytes") == "bert" and os.path.isdir(os.path.join(workdir, BERT_DIR)):
-        config.model.bert_dir = os.path.join(workdir, BERT_DIR)
+      if (folder / TOKENIZER_FILE).is_file():
+        config.tokenizer.path = paths.local_copy(folder / TOKENIZER_FILE)
+      if config.model.get("text_encoder", "bytes") == "bert" and (folder / BERT_DIR).is_dir():
+        config.model.bert_dir = paths.local_copy(folder / BERT_DIR)
     return config
 
   # --- data --------------------------------------------------------------------------------------------------------

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import os
 import types
 from typing import Callable, Sequence
 
 import ml_collections
 
+from audiojax import paths
 from audiojax.config import ced as ced_config
 from audiojax.config import codec as codec_config
 from audiojax.config import loader
@@ -108,7 +108,7 @@ def workdir_config(workdir: str, overrides: Sequence[str] = (), local_mesh: bool
   """The config ``workdir`` was trained with, completed with fields added since (:func:`with_current_defaults`),
   pointed at the workdir's own assets, then changed by ``overrides`` (``--config.eval.decoder=ctc`` ...); with
   ``local_mesh`` its mesh is data-parallel over the local devices."""
-  config = with_current_defaults(loader.restore(os.path.join(workdir, "config.json")))
+  config = with_current_defaults(loader.restore(paths.resolve(workdir) / "config.json"))
   config = get(config.task).task.workdir_config(config, workdir)
   config = loader.override(config, overrides)
   if local_mesh:
@@ -121,5 +121,5 @@ def task_for_workdir(workdir: str, overrides: Sequence[str] = (), local_mesh: bo
   """The task of a trained ``workdir`` (its config, see :func:`workdir_config`; its class names from the workdir,
   not the dataset)."""
   config = workdir_config(workdir, overrides, local_mesh)
-  names = export.read_class_names(workdir) if os.path.isfile(os.path.join(workdir, export.CLASS_NAMES)) else []
+  names = export.read_class_names(workdir) if (paths.resolve(workdir) / export.CLASS_NAMES).is_file() else []
   return build(config, names or None)

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from audiojax import paths
 from audiojax.errors import UserError
 
 VOCAB_FILE = "vocab.txt"
@@ -124,12 +125,11 @@ class WordPiece:
             "tokenize_chinese_chars": self.tokenize_chinese_chars}
 
   def save(self, path: str) -> None:
-    """Writes ``vocab.txt`` and ``tokenizer_config.json`` into the directory ``path``."""
-    os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, VOCAB_FILE), "w", encoding="utf-8") as f:
-      f.write("".join(t + "\n" for t in self.vocab))
-    with open(os.path.join(path, TOKENIZER_CONFIG), "w") as f:
-      json.dump(self.settings(), f, indent=2)
+    """Writes ``vocab.txt`` and ``tokenizer_config.json`` into the directory ``path`` (local or a bucket)."""
+    folder = paths.resolve(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / VOCAB_FILE).write_text("".join(t + "\n" for t in self.vocab), encoding="utf-8")
+    (folder / TOKENIZER_CONFIG).write_text(json.dumps(self.settings(), indent=2))
 
   # --- tokenization ------------------------------------------------------------------------------------------------
   def basic_tokenize(self, text: str) -> list[str]:

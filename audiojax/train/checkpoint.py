@@ -5,8 +5,6 @@ iterator, no task."""
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import sys
 import time
 from typing import Any, Callable
@@ -16,7 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
+from audiojax import paths
 from audiojax.errors import UserError
 
 log = logging.getLogger("audiojax")
@@ -39,8 +39,8 @@ def _quiet_closed_loop(hook):
 sys.unraisablehook = _quiet_closed_loop(sys.unraisablehook)
 
 
-def checkpoint_dir(workdir: str) -> str:
-  return os.path.join(os.path.abspath(workdir), "checkpoints")
+def checkpoint_dir(workdir: str) -> epath.Path:
+  return paths.resolve(workdir) / "checkpoints"
 
 
 def manager(workdir: str, *, keep: int = 3, async_save: bool = True, read_only: bool = False) -> ocp.CheckpointManager:
@@ -62,7 +62,7 @@ def restore(mngr: ocp.CheckpointManager, step: int, abstract_state: Any, iterato
   ``sharding``), and the iterator position in place when ``iterator`` is given. A checkpoint written before the
   train state had an ``ema`` field restores into a state without EMA."""
   target = abstract_state
-  saved = _tree_metadata(os.path.join(os.fspath(mngr.directory), str(step), "state"))
+  saved = _tree_metadata(epath.Path(mngr.directory) / str(step) / "state")
   if not isinstance(saved, dict):
     raise ValueError(f"step {step} has no readable metadata")
   legacy = getattr(abstract_state, "ema", False) is None and "ema" not in saved
@@ -77,7 +77,7 @@ def restore(mngr: ocp.CheckpointManager, step: int, abstract_state: Any, iterato
 
 def steps(workdir: str) -> list[int]:
   """The complete checkpoint steps of ``workdir``, newest first."""
-  if not os.path.isdir(checkpoint_dir(workdir)):
+  if not checkpoint_dir(workdir).is_dir():
     return []
   with manager(workdir, read_only=True) as mngr:
     return sorted(mngr.all_steps(), reverse=True)
@@ -104,28 +104,27 @@ def restore_newest(workdir: str, restore: Callable[[int], Any], *, quarantine: b
       failures.append((step, e))
       continue
     for bad, error in failures:
-      where = os.path.join(checkpoint_dir(workdir), str(bad))
+      where = checkpoint_dir(workdir) / str(bad)
       moved = f"; moved to {_quarantine(workdir, bad)}" if quarantine else ""
       log.warning("checkpoint step %d (%s) is unreadable (%s); using step %d%s", bad, where, first_line(error),
                   step, moved)
     return result, step
   step, error = failures[0]
   raise UserError(f"no checkpoint of '{workdir}' can be restored (newest, step {step}: {first_line(error)}); the "
-                  f"config differs from the one it was trained with ({os.path.join(workdir, 'config.json')}) or the "
+                  f"config differs from the one it was trained with ({paths.resolve(workdir) / 'config.json'}) or the "
                   f"checkpoints are damaged: use that config or a new --workdir")
 
 
 def _quarantine(workdir: str, step: int) -> str:
-  target = os.path.join(os.path.abspath(workdir), "corrupt_checkpoints", f"{step}-{int(time.time())}")
-  os.makedirs(os.path.dirname(target), exist_ok=True)
-  shutil.move(os.path.join(checkpoint_dir(workdir), str(step)), target)
-  return target
+  target = paths.resolve(workdir) / "corrupt_checkpoints" / f"{step}-{int(time.time())}"
+  target.parent.mkdir(parents=True, exist_ok=True)
+  (checkpoint_dir(workdir) / str(step)).rename(target)
+  return str(target)
 
 
 def latest_step(workdir: str) -> int | None:
   """Newest complete checkpoint step in ``workdir``, or None."""
-  path = checkpoint_dir(workdir)
-  if not os.path.isdir(path):
+  if not checkpoint_dir(workdir).is_dir():
     return None
   with manager(workdir, read_only=True) as mngr:
     return mngr.latest_step()
@@ -143,7 +142,7 @@ def abstract_with_shardings(abstract: Any, shardings: Any) -> Any:
   return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
 
 
-def _tree_metadata(item_dir: str) -> dict:
+def _tree_metadata(item_dir: epath.Path) -> dict:
   """Shapes and dtypes of the pytree saved in ``item_dir`` (nothing is read but the metadata)."""
   meta = ocp.PyTreeCheckpointer().metadata(item_dir)
   tree = getattr(meta, "item_metadata", meta)
@@ -160,7 +159,7 @@ def _restore_args(abstract: Any) -> Any:
   return jax.tree.map(one, abstract)
 
 
-def _partial_restore(item_dir: str, abstract: dict) -> dict:
+def _partial_restore(item_dir: epath.Path, abstract: dict) -> dict:
   return ocp.PyTreeCheckpointer().restore(item_dir, args=ocp.args.PyTreeRestore(
       item=abstract, restore_args=_restore_args(abstract), partial_restore=True))
 
@@ -173,9 +172,9 @@ def _with_ema(params: Any, ema: Any) -> Any:
 WEIGHTS = "model.safetensors"  # a model directory's variables, one tensor per "params/block/kernel" path
 
 
-def variables_dir(path: str) -> str:
+def variables_dir(path: str) -> epath.Path:
   """Where the variables of a model directory written before safetensors (Orbax) live."""
-  return os.path.join(os.path.abspath(path), "variables")
+  return paths.resolve(path) / "variables"
 
 
 def write_weights(folder: str, variables: Any) -> None:
@@ -183,15 +182,15 @@ def write_weights(folder: str, variables: Any) -> None:
   import safetensors.flax
   flat = {jax.tree_util.keystr(k, simple=True, separator="/"): jnp.asarray(v)
           for k, v in jax.tree_util.tree_flatten_with_path(variables)[0]}
-  safetensors.flax.save_file(flat, os.path.join(folder, WEIGHTS), metadata={"format": "audiojax"})
+  (paths.resolve(folder) / WEIGHTS).write_bytes(safetensors.flax.save(flat, metadata={"format": "audiojax"}))
 
 
 def _read_weights(path: str, abstract: Any | None) -> dict[str, Any]:
   """The variables in ``PATH/model.safetensors``, in the structure (and shardings) of ``abstract`` when given."""
   import safetensors.flax
-  file = os.path.join(path, WEIGHTS)
+  file = paths.resolve(path) / WEIGHTS
   with jax.ensure_compile_time_eval():  # concrete arrays even when a model loads its frozen part under jit
-    flat = {k: np.asarray(v) for k, v in safetensors.flax.load_file(file).items()}
+    flat = {k: np.asarray(v) for k, v in safetensors.flax.load(file.read_bytes()).items()}
   if abstract is None:
     tree: dict[str, Any] = {}
     for key, value in flat.items():
@@ -225,10 +224,11 @@ def restore_variables(path: str, abstract: Any | None = None, *, use_ema: bool =
   ``abstract`` (``jax.ShapeDtypeStruct`` leaves, optionally with ``sharding``) gives the structure, dtypes and
   placement to restore into; a checkpoint of another shape is an Orbax error. Without it the variables come back as
   they were saved, as host numpy arrays."""
-  if os.path.isfile(os.path.join(path, WEIGHTS)) or os.path.isdir(variables_dir(path)):
+  weights = paths.resolve(path) / WEIGHTS
+  if weights.is_file() or variables_dir(path).is_dir():
     item = variables_dir(path)
     try:
-      if os.path.isfile(os.path.join(path, WEIGHTS)):
+      if weights.is_file():
         return _read_weights(path, None if abstract is None else dict(abstract))
       if abstract is None:
         abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), _tree_metadata(item))
@@ -240,7 +240,7 @@ def restore_variables(path: str, abstract: Any | None = None, *, use_ema: bool =
 
 
 def restore_step_variables(path: str, step: int, abstract: Any | None, use_ema: bool) -> dict[str, Any]:
-  item = os.path.join(checkpoint_dir(path), str(step), "state")
+  item = checkpoint_dir(path) / str(step) / "state"
   saved = _tree_metadata(item)
   shape_of = lambda tree: jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), tree)
   if abstract is None:
@@ -262,7 +262,7 @@ def saved_shapes(path: str) -> dict[str, Any]:
   """Shapes and dtypes (``jax.ShapeDtypeStruct`` leaves) of the train state in a workdir's newest readable
   checkpoint: ``{"params": ..., "model_state": ..., ...}``; nothing but metadata is read."""
   def read(step: int) -> dict[str, Any]:
-    tree = _tree_metadata(os.path.join(checkpoint_dir(path), str(step), "state"))
+    tree = _tree_metadata(checkpoint_dir(path) / str(step) / "state")
     if not isinstance(tree, dict):
       raise ValueError(f"step {step} has no readable metadata")
     return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), tree)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from typing import Any, Callable
 
+from audiojax import paths
 from audiojax.errors import UserError
 from audiojax.train import checkpoint
 
@@ -21,44 +21,59 @@ CLASS_NAMES = "class_names.txt"
 
 
 def is_model_dir(path: str) -> bool:
-  return os.path.isfile(os.path.join(path, META))
+  return (paths.resolve(path) / META).is_file()
 
 
 def save(path: str, family: str, config: dict[str, Any], variables: Any, class_names: list[str] | None, *,
          assets: Callable[[str], None] | None = None, force: bool = False) -> None:
   """Writes ``variables`` and the constructor ``config`` of a ``family`` model (a module of
   :mod:`audiojax.models`) as the model directory ``path``; ``assets(folder)`` adds the files inference needs (a
-  tokenizer...). The directory appears whole or not at all (written beside it, then renamed). A training workdir is
-  never overwritten; another non-empty folder only when it is a model directory and ``force`` is set."""
-  path = os.path.abspath(path)
-  check_writable(path, force)
-  tmp = f"{path}.partial-{os.getpid()}"
-  shutil.rmtree(tmp, ignore_errors=True)
-  os.makedirs(tmp)
+  tokenizer...). A local directory appears whole or not at all (written beside it, then renamed); in a bucket the
+  files are written in place, ``model.json`` last, so a reader never takes a half-written directory for a model. A
+  training workdir is never overwritten; another non-empty folder only when it is a model directory and ``force``
+  is set."""
+  target = paths.resolve(path)
+  check_writable(str(target), force)
+  if paths.is_uri(target):
+    if target.exists():
+      target.rmtree()
+    _write_model_files(target, family, config, variables, class_names, assets)
+    return
+  tmp = target.with_name(f"{target.name}.partial-{os.getpid()}")
+  old = target.with_name(f"{target.name}.replaced-{os.getpid()}")
+  if tmp.exists():
+    tmp.rmtree()
   try:
-    checkpoint.write_weights(tmp, variables)
-    with open(os.path.join(tmp, META), "w") as f:
-      json.dump({"family": family, "config": config}, f, indent=2)
-    if class_names is not None:
-      write_class_names(tmp, class_names)
-    if assets is not None:
-      assets(tmp)
-    old = f"{path}.replaced-{os.getpid()}"
-    if os.path.exists(path):
-      os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
+    _write_model_files(tmp, family, config, variables, class_names, assets)
+    if target.exists():
+      target.replace(old)
+    tmp.replace(target)
+    if old.exists():
+      old.rmtree()
   finally:
-    shutil.rmtree(tmp, ignore_errors=True)
+    if tmp.exists():
+      tmp.rmtree()
+
+
+def _write_model_files(folder: Any, family: str, config: dict[str, Any], variables: Any,
+                       class_names: list[str] | None, assets: Callable[[str], None] | None) -> None:
+  folder.mkdir(parents=True, exist_ok=True)
+  checkpoint.write_weights(str(folder), variables)
+  if class_names is not None:
+    write_class_names(str(folder), class_names)
+  if assets is not None:
+    assets(str(folder))
+  (folder / META).write_text(json.dumps({"family": family, "config": config}, indent=2))
 
 
 def check_writable(path: str, force: bool) -> None:
   """A model directory may be written at ``path``: a missing or empty folder, or (``force``) a model directory."""
-  if not os.path.exists(path) or (os.path.isdir(path) and not os.listdir(path)):
+  folder = paths.resolve(path)
+  if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
     return
-  if not os.path.isdir(path):
+  if not folder.is_dir():
     raise UserError(f"'{path}' is a file; give a folder for the model directory")
-  if os.path.exists(os.path.join(path, "config.json")) or os.path.isdir(os.path.join(path, "checkpoints")):
+  if (folder / "config.json").exists() or (folder / "checkpoints").is_dir():
     raise UserError(f"'{path}' is a training workdir; write the model directory somewhere else (--out)")
   if not is_model_dir(path):
     raise UserError(f"'{path}' is a non-empty folder that is not a model directory; choose a new --out")
@@ -69,10 +84,9 @@ def check_writable(path: str, force: bool) -> None:
 def read_meta(path: str, family: str) -> dict[str, Any]:
   """The constructor config of the ``family`` model in ``path``; another family, or a ``model.json`` that is not
   one, is a UserError."""
-  file = os.path.join(path, META)
+  file = paths.resolve(path) / META
   try:
-    with open(file) as f:
-      meta = json.load(f)
+    meta = json.loads(file.read_text())
   except ValueError as e:
     raise UserError(f"'{file}' is not valid JSON ({e}); convert or export the model again") from None
   if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
@@ -80,7 +94,7 @@ def read_meta(path: str, family: str) -> dict[str, Any]:
                     f"again")
   if meta.get("family") != family:
     raise UserError(f"'{path}' holds a {meta.get('family')} model, not {family}")
-  if not (os.path.isfile(os.path.join(path, checkpoint.WEIGHTS)) or os.path.isdir(checkpoint.variables_dir(path))):
+  if not ((paths.resolve(path) / checkpoint.WEIGHTS).is_file() or checkpoint.variables_dir(path).is_dir()):
     raise UserError(f"model directory '{path}' has no {checkpoint.WEIGHTS}; convert or export the model again")
   return meta["config"]
 
@@ -89,14 +103,15 @@ def write_model_card(path: str, workdir: str, step: int, family: str) -> None:
   """``PATH/README.md``: what a model exported from ``workdir`` at ``step`` is — its data, its evaluation at that
   step, the command and environment that trained it, its config — plus copies of ``config.json`` (as
   ``training_config.json``) and ``environment.json``."""
-  config = json.load(open(os.path.join(workdir, "config.json")))
-  rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))] \
-      if os.path.isfile(os.path.join(workdir, "metrics.jsonl")) else []
+  run_dir, folder = paths.resolve(workdir), paths.resolve(path)
+  config = json.loads((run_dir / "config.json").read_text())
+  metrics = run_dir / "metrics.jsonl"
+  rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.is_file() else []
   evals = {k: v for r in rows if r.get("step") == step for k, v in r.items() if k.startswith("eval/")}
-  env_file = os.path.join(workdir, "environment.json")
-  runs = json.load(open(env_file))["runs"] if os.path.isfile(env_file) else []
+  env_file = run_dir / "environment.json"
+  runs = json.loads(env_file.read_text())["runs"] if env_file.is_file() else []
   data = config.get("data", {})
-  lines = [f"# {family} model: {os.path.basename(os.path.abspath(workdir))} at step {step}", "",
+  lines = [f"# {family} model: {run_dir.name} at step {step}", "",
            f"Exported by audiojax from the training workdir `{workdir}` (task `{config.get('task')}`, "
            f"{config.get('train', {}).get('steps')} steps planned, step {step} exported). Load it with any "
            f"`--checkpoint` of its family's commands, or `audiojax.inference.load`.", "",
@@ -114,22 +129,19 @@ def write_model_card(path: str, workdir: str, step: int, family: str) -> None:
               f"{run['devices']['kind']} ({run['backend']}), git {run['git']['commit'] or 'unknown'}"
               f"{' (dirty)' if run['git']['dirty'] else ''}; {packages}"]
   lines += ["", "## Config", "", "```json", json.dumps(config, indent=2, sort_keys=True), "```", ""]
-  with open(os.path.join(path, "README.md"), "w") as f:
-    f.write("\n".join(lines))
-  shutil.copyfile(os.path.join(workdir, "config.json"), os.path.join(path, "training_config.json"))
+  (folder / "README.md").write_text("\n".join(lines))
+  (run_dir / "config.json").copy(folder / "training_config.json", overwrite=True)
   if runs:
-    shutil.copyfile(env_file, os.path.join(path, "environment.json"))
+    env_file.copy(folder / "environment.json", overwrite=True)
 
 
 def write_class_names(path: str, names: list[str]) -> None:
-  with open(os.path.join(path, CLASS_NAMES), "w") as f:
-    f.write("\n".join(names) + "\n")
+  (paths.resolve(path) / CLASS_NAMES).write_text("\n".join(names) + "\n")
 
 
 def read_class_names(path: str) -> list[str]:
-  file = os.path.join(path, CLASS_NAMES)
-  if not os.path.isfile(file):
+  file = paths.resolve(path) / CLASS_NAMES
+  if not file.is_file():
     raise UserError(f"'{file}' does not exist; point --checkpoint at a training workdir or a converted model "
                     f"directory")
-  with open(file) as f:
-    return [line.rstrip("\n") for line in f if line.strip()]
+  return [line for line in file.read_text().splitlines() if line.strip()]

@@ -26,7 +26,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
-from audiojax import parallel
+from audiojax import parallel, paths
 from audiojax.config import loader as config_loader
 from audiojax.errors import UserError
 from audiojax.train import checkpoint, export, provenance
@@ -290,7 +290,8 @@ def _check_batch(config: Any, mesh) -> None:
 
 def check_workdir(workdir: str) -> None:
   """``workdir`` can be a training workdir: not a file, not a model directory (a UserError otherwise)."""
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
+  folder = paths.resolve(workdir)
+  if folder.exists() and not folder.is_dir():
     raise UserError(f"--workdir '{workdir}' is a file; give a folder (it is created if missing)")
   if export.is_model_dir(workdir):
     raise UserError(f"--workdir '{workdir}' is a model directory (model.json), not a training workdir; train into "
@@ -300,10 +301,10 @@ def check_workdir(workdir: str) -> None:
 def make_workdir(workdir: str) -> None:
   """Creates ``workdir`` (a UserError when it cannot be written)."""
   try:
-    os.makedirs(workdir, exist_ok=True)
+    paths.resolve(workdir).mkdir(parents=True, exist_ok=True)
   except OSError as e:
-    raise UserError(f"cannot create --workdir '{workdir}' ({e.strerror}); choose a folder you can write") from None
-  if not os.access(workdir, os.W_OK | os.X_OK):
+    raise UserError(f"cannot create --workdir '{workdir}' ({e.strerror or e}); choose a folder you can write") from None
+  if not paths.is_uri(workdir) and not os.access(paths.resolve(workdir), os.W_OK | os.X_OK):
     raise UserError(f"--workdir '{workdir}' is not writable; fix its permissions or choose another folder")
 
 
@@ -406,7 +407,7 @@ def train(task: Any, workdir: str, *, until_step: int | None = None) -> dict[str
   else:
     start, state = 0, trainer.init_state(int(config.seed))
   if jax.process_index() == 0:  # only now: a config that does not fit the checkpoints has changed nothing
-    config_loader.save(config, os.path.join(workdir, "config.json"))
+    config_loader.save(config, paths.resolve(workdir) / "config.json")
     if task.class_names is not None:
       export.write_class_names(workdir, task.class_names)
     task.save_assets(workdir)
@@ -561,7 +562,7 @@ def average_best_checkpoints(trainer: Trainer, workdir: str, n: int) -> dict[str
   averaged = average_checkpoints(trainer, workdir, best)
   result = {f"{key.replace('eval/', 'eval/averaged_')}": trainer.evaluate(averaged)[key],
             "averaged_steps": sorted(best)}
-  trainer.export(averaged, os.path.join(workdir, "averaged"), force=True)
+  trainer.export(averaged, str(paths.resolve(workdir) / "averaged"), force=True)
   return result
 
 
@@ -574,7 +575,7 @@ def export_average_of_last(task: Any, workdir: str, n: int, out: str, force: boo
     raise UserError(f"cannot average the last {n} checkpoints of '{workdir}', which keeps {len(kept)} {kept}; pass "
                     f"--last between 1 and {len(kept)}")
   steps = kept[-n:]
-  export.check_writable(os.path.abspath(out), force)
+  export.check_writable(out, force)
   trainer = Trainer(task)
   trainer.export(average_checkpoints(trainer, workdir, steps), out, force=force)
   return steps
@@ -583,7 +584,7 @@ def export_average_of_last(task: Any, workdir: str, n: int, out: str, force: boo
 def export_workdir(task: Any, workdir: str, out: str, force: bool = False) -> int:
   """Writes the newest intact checkpoint of ``workdir`` (parameters only, the EMA in their place when kept) as the
   model directory ``out`` with its model card (:func:`audiojax.train.export.write_model_card`); returns the step."""
-  out = os.path.abspath(out)
+  out = str(paths.resolve(out))
   export.check_writable(out, force)
   variables, step = checkpoint.restore_newest(
       workdir, lambda step: checkpoint.restore_step_variables(workdir, step, None, use_ema=True))

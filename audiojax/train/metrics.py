@@ -1,12 +1,15 @@
-"""Metric records: ``WORKDIR/metrics.jsonl`` (one JSON object per record), TensorBoard events, and the curve plot."""
+"""Metric records: ``WORKDIR/metrics.jsonl`` (one JSON object per record), TensorBoard events, and the curve plot;
+the workdir may be a bucket URI (:func:`audiojax.paths.resolve`)."""
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
 from typing import Any
 
 import jax
+
+from audiojax import paths
 
 
 class MetricWriter:
@@ -17,25 +20,28 @@ class MetricWriter:
 
   def __init__(self, workdir: str, resumed_from: int | None = None):
     self.enabled = jax.process_index() == 0
-    self.path = os.path.join(workdir, "metrics.jsonl")
+    self.workdir = workdir
+    self.path = paths.resolve(workdir) / "metrics.jsonl"
     self._tb = None
     if self.enabled:
       from tensorboardX import SummaryWriter  # lazy: only the writing process needs it
+      _route_tensorboard_uris_through_epath()
       purge = {} if resumed_from is None else {"purge_step": resumed_from + 1}
-      if resumed_from is not None and os.path.exists(self.path):
+      if resumed_from is not None and self.path.exists():
         kept = [r for r in read(workdir) if r["step"] <= resumed_from]
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-          f.writelines(json.dumps(r) + "\n" for r in kept)
-        os.replace(tmp, self.path)
-      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), **purge)
+        paths.write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+      self._tb = SummaryWriter(str(paths.resolve(workdir) / "tensorboard"), **purge)
 
   def write(self, step: int, metrics: dict[str, Any]) -> None:
     if not self.enabled:
       return
     record = {"step": int(step), **{k: _plain(v) for k, v in metrics.items()}}
-    with open(self.path, "a") as f:
-      f.write(json.dumps(record) + "\n")
+    line = json.dumps(record) + "\n"
+    if paths.is_uri(self.path):  # objects cannot be appended to: rewritten whole (the file stays small)
+      paths.write_atomic(self.path, (self.path.read_text() if self.path.exists() else "") + line)
+    else:
+      with self.path.open("a") as f:
+        f.write(line)
     for key, value in record.items():
       if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
         self._tb.add_scalar(key, value, step)
@@ -64,11 +70,42 @@ def _plain(value: Any) -> Any:
 
 
 def read(workdir: str) -> list[dict[str, Any]]:
-  path = os.path.join(workdir, "metrics.jsonl")
-  if not os.path.exists(path):
+  path = paths.resolve(workdir) / "metrics.jsonl"
+  if not path.exists():
     return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class _EpathFile:
+  """A binary file opened through ``etils.epath`` as tensorboardX's record writer uses it (no ``fileno``)."""
+
+  def __init__(self, path: str):
+    self._file = paths.resolve(path).open("wb")
+
+  def write(self, data: bytes) -> None:
+    self._file.write(data)
+
+  def flush(self) -> None:
+    self._file.flush()
+
+  def close(self) -> None:
+    self._file.close()
+
+
+class _EpathWriterFactory:
+  def open(self, path: str) -> _EpathFile:
+    return _EpathFile(path)
+
+  def directory_check(self, path: str) -> None:
+    paths.resolve(path).mkdir(parents=True, exist_ok=True)
+
+
+def _route_tensorboard_uris_through_epath() -> None:
+  """TensorBoard events in a bucket go through the same ``etils.epath`` file systems as everything else in the
+  workdir (tensorboardX's own gs:// and s3:// writers need google-cloud-storage / boto3)."""
+  from tensorboardX import record_writer
+  for scheme in ("gs", "s3", "az"):
+    record_writer.register_writer_factory(scheme, _EpathWriterFactory())
 
 
 def plot_training_curve(workdir: str, metric: str = "eval/mAP", baseline: str = "eval/baseline_mAP") -> str:
@@ -91,7 +128,9 @@ def plot_training_curve(workdir: str, metric: str = "eval/mAP", baseline: str = 
     ax_eval.legend()
   ax_eval.set(xlabel="step", ylabel=metric, title=f"held-out {metric}")
   fig.tight_layout()
-  path = os.path.join(workdir, "training_curve.png")
-  fig.savefig(path, dpi=110)
+  path = paths.resolve(workdir) / "training_curve.png"
+  png = io.BytesIO()
+  fig.savefig(png, format="png", dpi=110)
   plt.close(fig)
-  return path
+  paths.write_atomic(path, png.getvalue())
+  return str(path)

@@ -13,6 +13,8 @@ from typing import Any
 
 import jax
 
+from audiojax import paths
+
 FILE = "environment.json"
 PACKAGES = ("audiojax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "numpy", "tensorflow-datasets",
             "ml-collections", "soundfile", "soxr", "sentencepiece", "torch")
@@ -51,16 +53,12 @@ def environment() -> dict[str, Any]:
 
 def record(workdir: str, start_step: int) -> None:
   """Appends this run's environment, starting at ``start_step``, to ``WORKDIR/environment.json`` (atomically)."""
-  path = os.path.join(workdir, FILE)
+  path = paths.resolve(workdir) / FILE
   runs = []
-  if os.path.isfile(path):
+  if path.is_file():
     try:
-      with open(path) as f:
-        runs = json.load(f)["runs"]
+      runs = json.loads(path.read_text())["runs"]
     except (ValueError, KeyError, TypeError):
       runs = []  # an unreadable record is replaced, never a reason to stop training
   runs.append({"start_step": start_step, **environment()})
-  tmp = f"{path}.tmp"
-  with open(tmp, "w") as f:
-    json.dump({"runs": runs}, f, indent=2)
-  os.replace(tmp, path)
+  paths.write_atomic(path, json.dumps({"runs": runs}, indent=2))
