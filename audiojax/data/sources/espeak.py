@@ -26,6 +26,8 @@ import numpy as np
 from audiojax.data.sources import apt
 from audiojax.errors import UserError
 from audiojax.paths import default_cache_dir
+from audiojax.text import phonemes as text_phonemes
+from audiojax.text.normalize import normalize_english
 
 ESPEAK_RATE = 22050
 PACKAGES = ("espeak-ng", "libespeak-ng1", "espeak-ng-data", "libpcaudio0", "libsonic0")
@@ -284,6 +286,27 @@ def synthesize_many(requests: Iterable[Request], workers: int | None = None) -> 
     finally:
       for future in pending:
         future.cancel()
+
+
+def ipa(text: str, voice: str = "en-us", espeak: Espeak | None = None) -> str:
+  """espeak-ng's IPA (``-q --ipa``) of one ``text`` (single line): words separated by spaces, one clause per line."""
+  return _run(espeak or find_espeak(), ["-q", "--ipa", "-v", voice], text + "\n").decode("utf-8")
+
+
+def phonemize(texts: Sequence[str], language: str = "en", workers: int | None = None) -> list[list[str]]:
+  """The phoneme symbols (:func:`audiojax.text.phonemes.symbols`) of each of ``texts`` in ``language`` (a key of
+  :data:`audiojax.text.phonemes.VOICES`), English normalised first; one espeak-ng process per text, ``workers`` at
+  a time."""
+  voice = text_phonemes.check_language(language)
+  espeak = find_espeak()
+  check_voice(voice, espeak)
+
+  def one(text: str) -> list[str]:
+    text = normalize_english(text) if language == "en" else text
+    return text_phonemes.symbols(ipa(" ".join(text.split()), voice, espeak)) if text.strip() else []
+
+  with concurrent.futures.ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
+    return list(pool.map(one, texts))
 
 
 def phonemes(words: Sequence[str], voice: str = "en-us") -> list[str]:
