@@ -9,9 +9,9 @@ Command:  python -m audiojax data build debspeech
           espeak_prompt/tiny corpus, for tests)
 Hardware: any; `:local` is sized for a 2-core CPU (8 simulated devices, data-parallel).
 Runtime:  `:local`: 3600 steps of 16 × 1 s at ≈ 1.4 s/step on the 2-core CPU (≈ 1.5 h, plus 7 evaluations).
-Expected: `:local` at step 3000 (experiments/codec/README.md): held-out mel distance 1.68 / 1.64 / 1.63 at
-          1.5 / 3 / 6 kbps, SI-SNR −4.2 dB; against Opus 6 kbps on 10 English clips PESQ-wb 1.18 vs 2.22, WER
-          70.7 % vs 14.1 %: far from Opus at equal bitrate (not reached on 2 CPU cores).
+Expected: `:local` at step 3600 (experiments/codec/README.md): held-out mel distance 1.65 / 1.61 / 1.59 at
+          1.5 / 3 / 6 kbps, SI-SNR −3.8 dB; against Opus 6 kbps on 10 English clips PESQ-wb 1.18 vs 2.22, WER
+          63.0 % vs 14.1 %: far from Opus at equal bitrate (not reached on 2 CPU cores).
 """
 from audiojax.config import codec, common
 
