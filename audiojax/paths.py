@@ -65,7 +65,7 @@ def local_copy(path: str | os.PathLike) -> str:
   ``default_cache_dir()/remote``."""
   text = os.fspath(path)
   if not is_uri(text):
-    return os.path.abspath(os.path.expanduser(text))
+    return os.fspath(resolve(text))
   source = epath.Path(text)
   target = epath.Path(default_cache_dir()) / "remote" / text.replace("://", "/", 1)
   if source.is_dir():

@@ -565,9 +565,9 @@ class AsrTask(Task):
 
   def save_assets(self, workdir: str) -> None:
     """Copies the tokenizer (and the converted BERT) next to the checkpoints, so the workdir alone can transcribe."""
-    target = paths.resolve(workdir) / TOKENIZER_FILE
-    if paths.resolve(tokenizer_path(self.config)) != target:
-      paths.resolve(tokenizer_path(self.config)).copy(target, overwrite=True)
+    source, target = paths.resolve(tokenizer_path(self.config)), paths.resolve(workdir) / TOKENIZER_FILE
+    if source != target:
+      source.copy(target, overwrite=True)
     bert_copy = paths.resolve(workdir) / BERT_DIR
     if self.bert_dir and paths.resolve(self.bert_dir) != bert_copy:
       paths.copy_tree(self.bert_dir, bert_copy)

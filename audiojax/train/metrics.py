@@ -20,7 +20,6 @@ class MetricWriter:
 
   def __init__(self, workdir: str, resumed_from: int | None = None):
     self.enabled = jax.process_index() == 0
-    self.workdir = workdir
     self.path = paths.resolve(workdir) / "metrics.jsonl"
     self._tb = None
     if self.enabled:
