@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) -m audiojax bench prompt-asr
 	$(PY) -m audiojax bench attention
 	$(PY) -m audiojax bench codec
+	$(PY) -m audiojax bench valle
 
 clean:
 	rm -rf $(VENV) data workdirs

@@ -48,3 +48,12 @@ def test_codec_bench_refuses_a_bad_length(capsys):
     cli.main(["bench", "codec", "--seconds", "0"])
   assert exit_info.value.code == 2
   assert "error: --seconds 0: give a positive number of seconds" in capsys.readouterr().err
+
+
+def test_valle_bench_compares_the_kv_cache_with_recomputation(capsys):
+  from audiojax.bench import valle as bench_valle
+  results = bench_valle.main(tokens=16, repeats=1, depth=1, width=32, heads=2, mlp_dim=64)
+  assert results["identical"] and results["generated"] == 16
+  assert results["speedup"] > 0 and results["rtf"] > 0
+  out = capsys.readouterr().out
+  assert "cache speed-up" in out and "real-time factor" in out

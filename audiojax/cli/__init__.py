@@ -1,7 +1,7 @@
 """Command line: ``python -m audiojax <command>``, one module per command group registering its sub-commands:
 :mod:`.train` (train, eval, average), :mod:`.ced` (tag, probe, teacher), :mod:`.asr` (transcribe, wer, lm-corpus),
 :mod:`.data` (data build/export), :mod:`.convert` (convert ced/bert/encodec), :mod:`.codec` (codec
-encode/decode/roundtrip) and :mod:`.bench`.
+encode/decode/roundtrip/tokens), :mod:`.tts` (speak) and :mod:`.bench`.
 
 Bad input (files, config keys, checkpoints, meshes) ends with one ``error: ...`` line and exit status 2.
 """
@@ -15,7 +15,7 @@ from typing import Callable
 
 from audiojax.errors import UserError
 
-GROUPS = ("train", "ced", "asr", "codec", "data", "convert", "bench")  # modules of audiojax.cli, in --help order
+GROUPS = ("train", "ced", "asr", "codec", "tts", "data", "convert", "bench")  # modules of audiojax.cli, in --help order
 
 
 def no_overrides(overrides: list[str]) -> None:

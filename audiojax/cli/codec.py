@@ -1,5 +1,6 @@
 """Codec commands: ``codec encode`` (audio → codes file), ``codec decode`` (codes file → audio) and ``codec
-roundtrip`` (audio → codes → audio), with a codec model directory (``convert encodec``). Files of any length are
+roundtrip`` (audio → codes → audio), with a codec model directory (``convert encodec``), and ``codec tokens`` (a
+speech corpus split → a token store for the codec LM). Files of any length are
 coded in 10 s chunks (see :mod:`audiojax.inference.codec`); audio at another rate is resampled, and a note says so."""
 from __future__ import annotations
 
@@ -50,6 +51,19 @@ def _roundtrip(args: argparse.Namespace, overrides: list[str]) -> None:
         f"({seconds:.2f} s at {codes.sample_rate} Hz)")
 
 
+def _tokens(args: argparse.Namespace, overrides: list[str]) -> None:
+  from audiojax import paths
+  from audiojax.cli import no_overrides
+  from audiojax.inference.codec_tokens import token_pass
+
+  no_overrides(overrides)
+  report = token_pass(args.checkpoint, args.dataset, args.split, args.out, bandwidth=args.bandwidth,
+                      data_dir=args.data_dir or paths.default_data_dir(), language=args.language)
+  print(f"token store {args.out}: {report.written} utterances ({report.seconds / 3600:.2f} h) of {args.dataset}:"
+        f"{args.split} at {args.bandwidth:g} kbps; skipped {report.without_text} without text and {report.too_short} "
+        "shorter than one frame")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
   c = sub.add_parser("codec", help="neural codec: audio to codes and back")
   commands = c.add_subparsers(dest="codec_command", required=True, metavar="COMMAND")
@@ -75,3 +89,14 @@ def register(sub: argparse._SubParsersAction) -> None:
   r.add_argument("--bandwidth", **bandwidth)
   r.add_argument("--out", required=True, help="audio file to write (.wav, .flac or .ogg), at the model's rate")
   r.set_defaults(fn=_roundtrip)
+
+  t = commands.add_parser("tokens", help="speech corpus split → codec token store (codes + phonemes) for VALL-E")
+  t.add_argument("--checkpoint", **checkpoint)
+  t.add_argument("--dataset", required=True, help="a built speech dataset with text, e.g. espeak_prompt/small")
+  t.add_argument("--split", required=True, help="e.g. train, test")
+  t.add_argument("--bandwidth", **bandwidth)
+  t.add_argument("--out", required=True, help="token store directory to write")
+  t.add_argument("--data-dir", default="", help="where the dataset is built (default: $AUDIOJAX_DATA_DIR or "
+                 "./data/tfds)")
+  t.add_argument("--language", default="en", help="phonemiser language of examples without a 'language' feature")
+  t.set_defaults(fn=_tokens)

@@ -132,13 +132,29 @@ class Coder:
     if batch:
       yield np.stack(batch)
 
+  def encode_batch(self, waves: np.ndarray, n_q: int) -> np.ndarray:
+    """``waves (B, L)`` at the model's rate → ``codes (B, n_q, ceil(L / hop))``."""
+    return np.asarray(_encode(self.model, self.variables, np.asarray(waves, np.float32), n_q))
+
+  def decode_batch(self, codes: np.ndarray) -> np.ndarray:
+    """``codes (B, K, T)`` → ``waves (B, T · hop)``."""
+    return np.asarray(_decode(self.model, self.variables, np.asarray(codes, np.int32)))
+
+  def bandwidth_of(self, n_q: int) -> float:
+    """The model's bandwidth (kbps) that uses ``n_q`` codebooks."""
+    for bandwidth in self.model.bandwidths:
+      if self.model.bandwidth_to_n_q(bandwidth) == n_q:
+        return float(bandwidth)
+    raise UserError(f"no bandwidth of this codec uses {n_q} codebooks ({list(self.model.bandwidths)} kbps); the "
+                    "model and its codec do not belong together")
+
   def encode_file(self, path: str, bandwidth: float) -> tuple[Codes, int]:
     """The codes of the audio file ``path`` at ``bandwidth`` kbps, and the file's own sample rate."""
     n_q = self.model.bandwidth_to_n_q(bandwidth)
     source_rate, chunks = stream_audio(path, self.model.sample_rate, self.chunk_samples, needed_by="the codec")
     parts, num_samples = [], 0
     for batch in self._batches(chunks):
-      codes = np.asarray(_encode(self.model, self.variables, batch, n_q))  # (N, K, T)
+      codes = self.encode_batch(batch, n_q)  # (N, K, T)
       parts.extend(codes)
       num_samples += batch.shape[0] * batch.shape[1]
     codes = np.concatenate(parts, axis=1)

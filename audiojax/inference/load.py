@@ -11,14 +11,17 @@ import jax
 
 from audiojax import paths
 from audiojax.config import loader
+from audiojax.data.token_store import TokenStore
 from audiojax.errors import UserError
 from audiojax.models import ced as ced_model
 from audiojax.models import codec as codec_model
 from audiojax.models import prompt_asr as prompt_asr_model
+from audiojax.models import valle as valle_model
 from audiojax.nn.quantize import CODEBOOKS
-from audiojax.tasks import asr, registry, tagging
+from audiojax.tasks import asr, codec_lm, registry, tagging
 from audiojax.tasks import codec as codec_task
 from audiojax.text import prompts
+from audiojax.text.phonemes import PhonemeVocabulary
 from audiojax.text.tokenizer import Tokenizer
 from audiojax.train import checkpoint, export
 
@@ -148,3 +151,28 @@ def prompt_asr(path: str) -> tuple[prompt_asr_model.PromptASR, dict[str, Any], T
   samples = int(settings["max_seconds"] * prompt_asr_model.SAMPLE_RATE)
   inputs = prompt_asr_model.example_inputs(model, samples, prompt_encoding(settings).max_length)
   return model, variables(path, model, *inputs), tokenizer, settings
+
+
+def valle(path: str) -> tuple[valle_model.Valle, dict[str, Any], PhonemeVocabulary, dict[str, Any]]:
+  """``(model, variables, vocabulary, settings)`` of a VALL-E model directory or codec-LM training workdir;
+  ``settings`` holds ``codec_dir`` (the codec whose tokens the model speaks), ``max_positions`` and ``n_q``."""
+  path = require_dir(path)
+  if not (paths.resolve(path) / PhonemeVocabulary.FILE).is_file():
+    raise UserError(f"'{path}' has no {PhonemeVocabulary.FILE}; point --checkpoint at a VALL-E training workdir or "
+                    "model directory")
+  vocabulary = PhonemeVocabulary.load(path)
+  if export.is_model_dir(path):
+    meta = export.read_meta(path, valle_model.FAMILY)
+    model = valle_model.from_config(meta["model"])
+    settings = {"codec_dir": os.path.join(path, codec_lm.CODEC_DIR), "max_positions": int(meta["max_positions"]),
+                "n_q": int(meta["n_q"])}
+  else:
+    config = workdir_config(path)
+    if config is None or config.get("task") != "codec_lm":
+      raise UserError(f"'{path}' is neither a VALL-E model directory nor a codec-LM training workdir")
+    store = TokenStore(config.data.train_store).meta
+    model = valle_model.Model(config.model.variant, text_vocab=len(vocabulary),
+                              num_languages=max(1, len(vocabulary.languages)), n_q=store.n_q, bins=store.bins,
+                              **dict(config.model.get("overrides", {}) or {}))
+    settings = {"codec_dir": store.codec_dir, "max_positions": int(config.data.max_positions), "n_q": store.n_q}
+  return model, variables(path, model, *valle_model.example_inputs(model)), vocabulary, settings

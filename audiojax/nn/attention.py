@@ -126,11 +126,22 @@ def cached_attention(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, lengt
                        precision)
 
 
+def write_cache(cache: jax.Array, new: jax.Array, starts: jax.Array) -> jax.Array:
+  """``cache (B, S, H, D)`` with ``new (B, n, H, D)`` written at positions ``starts[b] .. starts[b] + n - 1`` of each
+  example (the caller keeps ``starts + n <= S``)."""
+  return jax.vmap(lambda c, x, s: jax.lax.dynamic_update_slice(c, x.astype(c.dtype), (s, 0, 0)))(cache, new, starts)
+
+
 class SelfAttention(nn.Module):
   """Multi-head self-attention with a fused qkv projection (timm/CED layout).
 
   ``x (B, N, D) -> (B, N, D)``. Parameters: ``qkv_kernel (D, 3, H, Dh)``, ``qkv_bias (3, H, Dh)``,
   ``proj_kernel (H, Dh, D)``, ``proj_bias (D,)`` with logical axes for sharding heads over ``tensor``.
+
+  Decoders: ``causal`` (with ``prefix_lengths``, a prefix-LM) masks; ``return_kv=True`` also returns this call's
+  ``(k, v)`` (each ``(B, N, H, Dh)``: a prompt's, to fill a KV cache); ``cache=(k_cache, v_cache, starts)`` is a
+  decode step: ``x`` holds the ``N`` newest positions of each example, written into the caches ``(B, S, H, Dh)`` at
+  ``starts (B,)`` and attending causally to everything before; it returns ``(out, (k_cache, v_cache))``.
   """
 
   num_heads: int
@@ -141,7 +152,9 @@ class SelfAttention(nn.Module):
   kernel_init: Any = nn.initializers.truncated_normal(0.02)
 
   @nn.compact
-  def __call__(self, x: jax.Array, lengths: jax.Array | None = None) -> jax.Array:
+  def __call__(self, x: jax.Array, lengths: jax.Array | None = None, *, causal: bool = False,
+               prefix_lengths: jax.Array | None = None, cache: tuple[jax.Array, jax.Array, jax.Array] | None = None,
+               return_kv: bool = False) -> Any:
     d, h, dh = x.shape[-1], self.num_heads, self.head_dim
     qkv_kernel = param(self, "qkv_kernel", self.kernel_init, (d, 3, h, dh), ("embed", None, "heads", "kv"))
     qkv = jnp.einsum("bnd,dkhe->bnkhe", x.astype(self.dtype), qkv_kernel.astype(self.dtype))
@@ -150,11 +163,18 @@ class SelfAttention(nn.Module):
       qkv = qkv + bias.astype(self.dtype)
     qkv = nn.with_logical_constraint(qkv, ("act_batch", "act_length", None, "act_heads", "act_kv"))
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-    out = attention(q, k, v, q_lengths=lengths, kv_lengths=lengths, impl=self.impl)
+    if cache is not None:
+      k_cache, v_cache, starts = cache
+      k, v = write_cache(k_cache, k, starts), write_cache(v_cache, v, starts)
+      out = cached_attention(q, k, v, starts + x.shape[1], impl=self.impl)
+    else:
+      out = attention(q, k, v, causal=causal, q_lengths=lengths, kv_lengths=lengths, prefix_lengths=prefix_lengths,
+                      impl=self.impl)
     proj_kernel = param(self, "proj_kernel", self.kernel_init, (h, dh, d), ("heads", "kv", "embed"))
     out = jnp.einsum("bnhe,hed->bnd", out, proj_kernel.astype(self.dtype))
     out = out + param(self, "proj_bias", nn.initializers.zeros, (d,), ("embed",)).astype(self.dtype)
-    return nn.with_logical_constraint(out, ("act_batch", "act_length", "act_embed"))
+    out = nn.with_logical_constraint(out, ("act_batch", "act_length", "act_embed"))
+    return (out, (k, v)) if cache is not None or return_kv else out
 
 
 class CrossAttention(nn.Module):

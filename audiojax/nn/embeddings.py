@@ -27,6 +27,14 @@ def sinusoidal_positions(length: int, dim: int) -> jax.Array:
   return jnp.asarray(table)
 
 
+def sinusoidal_at(positions: jax.Array, dim: int) -> jax.Array:
+  """:func:`sinusoidal_positions`'s rows at integer ``positions (...)`` (traced: decode steps) → ``(..., dim)``
+  float32."""
+  freqs = jnp.exp(-math.log(10000.0) * jnp.arange(0, dim, 2, dtype=jnp.float32) / dim)
+  angles = jnp.asarray(positions, jnp.float32)[..., None] * freqs
+  return jnp.stack([jnp.sin(angles), jnp.cos(angles)], axis=-1).reshape(*angles.shape[:-1], dim)
+
+
 def apply_rotary(x: jax.Array, positions: jax.Array, base: float = 10000.0) -> jax.Array:
   """Rotary position embedding of queries or keys ``x (B, L, H, D)`` at ``positions (B, L)`` or ``(L,)`` → same
   shape and dtype.

@@ -20,13 +20,15 @@ import ml_collections
 from audiojax import paths
 from audiojax.config import ced as ced_config
 from audiojax.config import codec as codec_config
+from audiojax.config import codec_lm as codec_lm_config
 from audiojax.config import loader
 from audiojax.config import prompt_asr as prompt_asr_config
 from audiojax.errors import UserError
-from audiojax.models import bert, ced, codec, prompt_asr
+from audiojax.models import bert, ced, codec, prompt_asr, valle
 from audiojax.tasks.asr import AsrTask
 from audiojax.tasks.base import Task
 from audiojax.tasks.codec import CodecTask
+from audiojax.tasks.codec_lm import CodecLmTask
 from audiojax.tasks.distill import DistillTask
 from audiojax.tasks.tagging import TaggingTask
 from audiojax.train import export
@@ -49,6 +51,7 @@ ENTRIES = {
     "distill": Entry(DistillTask, ced_config.distill, ced),
     "asr": Entry(AsrTask, prompt_asr_config.asr, prompt_asr),
     "codec": Entry(CodecTask, codec_config.codec, codec),
+    "codec_lm": Entry(CodecLmTask, codec_lm_config.codec_lm, valle),
 }
 FROZEN_MODELS = (bert,)  # model families that are only ever loaded, never trained by a task here
 

@@ -103,6 +103,22 @@ class PhonemeVocabulary:
     ids += [self.index.get(s, self.index[UNK]) for s in sequence]
     return ids + ([self.index[EOS]] if eos else [])
 
+  def encode_segments(self, segments: Sequence[tuple[Sequence[str], str]]) -> tuple[list[int], list[int]]:
+    """VALL-E's text: the symbols of each ``(phonemes, language)`` segment (an acoustic prompt's transcript, the text
+    to say), joined by a word boundary → ``(ids, language indices)``, each symbol tagged with its segment's language
+    (an index into :attr:`languages`)."""
+    ids: list[int] = []
+    languages: list[int] = []
+    for sequence, language in segments:
+      if language not in self.languages:
+        raise UserError(f"language '{language}' is not one this model was trained on ({', '.join(self.languages)})")
+      if ids and sequence and WORD in self.index:
+        ids.append(self.index[WORD])
+        languages.append(languages[-1])
+      ids += [self.index.get(s, self.index[UNK]) for s in sequence]
+      languages += [self.languages.index(language)] * len(sequence)
+    return ids, languages
+
   def decode(self, ids: Iterable[int]) -> list[str]:
     return [self.tokens[i] for i in ids]
 
