@@ -95,7 +95,8 @@ class _Decoder(nn.Module):
   def audio_position(self, positions: jax.Array) -> jax.Array:
     return self.position_scale[1] * sinusoidal_at(positions, self.width)
 
-  def pack(self, text: jax.Array, languages: jax.Array, audio: jax.Array, text_lengths: jax.Array) -> jax.Array:
+  def embed_packed(self, text: jax.Array, languages: jax.Array, audio: jax.Array, text_lengths: jax.Array
+                   ) -> jax.Array:
     """The packed input ``(B, S, D)``: the phoneme part where ``position < text_lengths``, ``audio (B, S, D)`` (its
     positions added here) after it."""
     s = text.shape[1]
@@ -133,7 +134,7 @@ class ArDecoder(_Decoder):
                lengths: jax.Array, deterministic: bool = True) -> jax.Array:
     """Packed ``text``, ``languages``, ``audio`` (BOS then codebook-1 codes) ``(B, S)`` → logits ``(B, S, bins+1)``:
     row ``p`` predicts the audio token at ``p + 1`` (float32)."""
-    x = self.pack(text, languages, self._audio(audio), text_lengths)
+    x = self.embed_packed(text, languages, self._audio(audio), text_lengths)
     x = self.stack(x, lengths, causal=True, prefix_lengths=text_lengths, deterministic=deterministic)
     return self.head(x).astype(jnp.float32)
 
@@ -141,7 +142,7 @@ class ArDecoder(_Decoder):
               lengths: jax.Array, cache_size: int) -> tuple[jax.Array, list[tuple[jax.Array, jax.Array]]]:
     """The prompt's pass: logits ``(B, bins+1)`` at each example's last valid position and the KV caches
     ``(B, cache_size, heads, head_dim)`` of every layer, holding the prompt's ``lengths`` positions."""
-    x = self.pack(text, languages, self._audio(audio), text_lengths)
+    x = self.embed_packed(text, languages, self._audio(audio), text_lengths)
     x, kvs = self.stack(x, lengths, causal=True, prefix_lengths=text_lengths, return_kv=True)
     last = jnp.take_along_axis(x, (lengths - 1)[:, None, None], axis=1)[:, 0]
     pad = ((0, 0), (0, cache_size - text.shape[1]), (0, 0), (0, 0))
@@ -185,7 +186,7 @@ class NarDecoder(_Decoder):
     tables = jnp.stack([jnp.take(self.code_embed[q], codes[..., q], axis=0) for q in range(self.n_q)], axis=2)
     audio = jnp.einsum("bsqd,bsq->bsd", tables, used.astype(tables.dtype))  # the used codebooks' embeddings summed
     cond = jnp.take(self.stage_embed, stage, axis=0)
-    x = self.stack(self.pack(text, languages, audio, text_lengths), lengths, cond, deterministic=deterministic)
+    x = self.stack(self.embed_packed(text, languages, audio, text_lengths), lengths, cond, deterministic=deterministic)
     table = jnp.take(self.code_embed, stage, axis=0)  # (B, bins, D): the predicted codebook's embeddings
     return jnp.einsum("bsd,bkd->bsk", x, table.astype(x.dtype)).astype(jnp.float32)
 
