@@ -4,13 +4,13 @@
 Command:  python -m audiojax data build espeak_prompt/small
           for s in train test; do python -m audiojax codec tokens --checkpoint CODEC_DIR \
             --dataset espeak_prompt/small --split $s --bandwidth 3 --out data/valle_tokens/$s; done
-          XLA_FLAGS=--xla_force_host_platform_device_count=8 \
           python -m audiojax train --config experiments/valle/espeak.py:local --workdir ~/runs/valle_espeak
           (`tokens=DIR` reads the stores from DIR/train and DIR/test; `:smoke` = a few steps for tests)
-Hardware: any; `:local` is sized for a 2-core CPU (8 simulated devices, data-parallel).
-Runtime:  see experiments/valle/README.md.
-Expected: see experiments/valle/README.md (held-out voices: teacher-forced AR / NAR accuracy against the copy and
-          unigram baselines, and with / without the acoustic prompt).
+Hardware: any; `:local` is sized for a 2-core CPU (one CPU device; batch 8 rows of up to 640 positions).
+Runtime:  `:local`: 1500 steps (cut from 3000) at 1.9 s/step alone on the 2-core CPU (≈ 48 min); see the README.
+Expected: `:local` at step 1500 (experiments/valle/README.md): held-out AR accuracy 0.160 (copy 0.084, unigram
+          0.030), top-10 0.494, NLL 4.13 (unigram 5.75); NAR accuracy 0.033 with the prompt, 0.020 without; generated
+          speech not intelligible (Whisper WER 101 % vs 112 % for the codec resynthesis).
 """
 import os
 
@@ -34,7 +34,7 @@ def get_config(arg: str = ""):
   c.checkpoint.every_steps = 5_000
   if a.local:
     common.local(c, {"model.variant": "tiny", "data.max_positions": 640, "data.bucket_positions": [384, 512, 640],
-                     "train.steps": 3000, "train.batch_size": 8, "train.log_every": 50, "train.progress_bar": True,
+                     "train.steps": 1500, "train.batch_size": 8, "train.log_every": 50, "train.progress_bar": True,
                      "optim.warmup_steps": 200, "eval.every_steps": 500, "eval.batch_size": 8,
                      "eval.max_examples": 96, "checkpoint.every_steps": 100})
   if a.smoke:
