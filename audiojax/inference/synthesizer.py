@@ -164,8 +164,7 @@ class Synthesizer:
     nar = valle.pack(full_rows, _round_up(max(len(r["phonemes"]) + r["codes"].shape[0] + 1 for r in full_rows)),
                      self.model.bins)
     codes = np.asarray(codec_lm.fill_codebooks(self.model, self.variables, nar))
-    frames = max(int(c) for c in counts[:len(pieces)]) if len(pieces) else 1
-    target_codes = np.zeros((len(pieces), self.model.n_q, _round_up(max(frames, 1))), np.int32)
+    target_codes = np.zeros((len(pieces), self.model.n_q, _round_up(int(counts[:len(pieces)].max()))), np.int32)
     for i in range(len(pieces)):
       start = int(nar["text_lengths"][i]) + prompt.frames
       target_codes[i, :, :counts[i]] = codes[i, start:start + counts[i]].T

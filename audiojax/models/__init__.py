@@ -8,6 +8,14 @@ from typing import Any
 from audiojax.errors import UserError
 
 
+def count_params(tree: Any) -> int:
+  """Number of entries in a tree of arrays (a model's ``params``, or any collection of it)."""
+  import jax
+  import numpy as np
+
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
 def check_fields(module: type, overrides: dict[str, Any]) -> None:
   """Every key of ``overrides`` (``config.model.overrides``) must be a field of the Linen ``module`` class."""
   fields = {f.name for f in dataclasses.fields(module)} - {"parent", "name"}

@@ -22,7 +22,7 @@ import numpy as np
 
 from audiojax.audio import features
 from audiojax.errors import UserError
-from audiojax.models import check_fields
+from audiojax.models import check_fields, count_params  # noqa: F401 (count_params: part of the model API)
 from audiojax.nn.transformer import EncoderBlock, layer_norm
 
 SAMPLE_RATE = 16000
@@ -213,7 +213,3 @@ def example_inputs(model: CED) -> tuple[jax.Array, ...]:
   """The smallest input ``init`` accepts: ``wave (1, MIN_SAMPLES)``."""
   return (jnp.zeros((1, MIN_SAMPLES)),)
 
-
-def count_params(params: Any) -> int:
-  """Number of trainable parameters (BatchNorm affine included, running statistics live in ``batch_stats``)."""
-  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))

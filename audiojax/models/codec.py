@@ -38,10 +38,9 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from audiojax.errors import UserError
-from audiojax.models import check_fields
+from audiojax.models import check_fields, count_params  # noqa: F401 (count_params: part of the model API)
 from audiojax.nn.conv import Conv1d, ConvTranspose1d
 from audiojax.nn.lstm import LSTM
 from audiojax.nn.quantize import ResidualVectorQuantizer
@@ -281,7 +280,3 @@ def example_inputs(model: Codec) -> tuple[jax.Array, ...]:
   """The input ``init`` is given: one frame of silence, ``wave (1, hop)``."""
   return (jnp.zeros((1, model.hop_length)),)
 
-
-def count_params(params: Any) -> int:
-  """Number of trainable parameters (the codebooks are state, not parameters)."""
-  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))

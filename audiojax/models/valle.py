@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from audiojax.errors import UserError
-from audiojax.models import check_fields
+from audiojax.models import check_fields, count_params  # noqa: F401 (count_params: part of the model API)
 from audiojax.nn.embeddings import sinusoidal_at
 from audiojax.nn.layers import dense, param
 from audiojax.nn.norms import AdaptiveLayerNorm, layer_norm
@@ -270,10 +270,6 @@ def example_inputs(model: Valle, batch: int = 1, length: int = 8) -> tuple[jax.A
   full = jnp.full((batch,), length - 1, jnp.int32)
   return (zeros, zeros, zeros, jnp.zeros((batch, length, model.n_q), jnp.int32), jnp.full((batch,), 3, jnp.int32),
           jnp.full((batch,), 2, jnp.int32), full, jnp.ones((batch,), jnp.int32))
-
-
-def count_params(params: Any) -> int:
-  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
 
 
 def pack(rows: list[dict[str, np.ndarray]], size: int, bins: int) -> dict[str, np.ndarray]:

@@ -65,9 +65,10 @@ class SpeakerEncoder:
     return self.encoder.embed_utterance(trimmed if trimmed.size > sample_rate // 4 else wave.astype(np.float32))
 
 
-def pick_prompt(store: TokenStore, index: int, limit: int, rng: np.random.Generator) -> int:
+def pick_prompt(store: TokenStore, voices: dict[str, list[int]], index: int, limit: int,
+                rng: np.random.Generator) -> int:
   u = store.utterances[index]
-  others = [j for j in store.speakers()[u.speaker] if j != index
+  others = [j for j in voices[u.speaker] if j != index
             and len(store.utterances[j].phonemes) + store.frames[j] + 1 <= limit]
   if not others:
     raise SystemExit(f"voice {u.speaker} has no other utterance short enough to prompt with")
@@ -110,7 +111,8 @@ def main(argv=None):
   rows = []
   for n, i in enumerate(tqdm(clips, desc="clips", file=sys.stderr)):
     u = store.utterances[i]
-    prompt_index = pick_prompt(store, int(i), synth.max_positions // 2, np.random.default_rng([args.seed, int(i)]))
+    prompt_index = pick_prompt(store, voices, int(i), synth.max_positions // 2,
+                               np.random.default_rng([args.seed, int(i)]))
     p_utt = store.utterances[prompt_index]
     prompt = synth.prompt_from_wave(recording(prompt_index), p_utt.text, p_utt.language)
     other_text = store.utterances[clips[(n + 1) % len(clips)]].text
